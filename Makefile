@@ -1,0 +1,54 @@
+# The book's commands. README.md names two of them: `make book` and `make test`.
+# Both create the virtual environment in $(VENV) on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LINTED := src tests scripts _ext conftest.py $(wildcard benchmarks)
+NBVAL_OPTS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200
+
+.PHONY: install book test unit nbval site lint notebooks notebook clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed
+
+## Build the static site into _build/html (any Sphinx warning fails the build).
+book: $(VENV)/.installed
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+## Everything CI checks: lint, unit tests, every notebook under nbval, and the site in Chromium.
+test: $(VENV)/.installed node_modules/.installed
+	$(VENV)/bin/ruff check $(LINTED) chapters
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(PY) -m pytest tests $(NBVAL_OPTS) chapters
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests --ignore=tests/test_site.py
+
+nbval: $(VENV)/.installed
+	$(PY) -m pytest $(NBVAL_OPTS) chapters
+
+site: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pytest tests/test_site.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check $(LINTED) chapters
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+## Re-execute notebooks in a fresh kernel and save their outputs and per-cell timings.
+## One notebook: make notebook NB=chapters/06_mnist.ipynb
+notebooks: $(VENV)/.installed
+	$(PY) scripts/run_notebooks.py
+
+notebook: $(VENV)/.installed
+	flock /tmp/cnnbook-notebook.lock $(PY) scripts/run_notebooks.py $(NB)
+
+clean:
+	rm -rf _build

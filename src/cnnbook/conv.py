@@ -1,0 +1,414 @@
+"""Convolution and pooling from first principles (NumPy), with PyTorch's argument names.
+
+The output-size formulas are the ones in the PyTorch documentation of
+``nn.Conv2d`` and ``nn.MaxPool2d``; the from-scratch operations are checked
+against ``torch.nn.functional`` in the tests. ``im2col`` and ``col2im`` use the
+layout of "Deep Learning from Scratch": one row per output position, one
+column per (channel, kernel row, kernel column), so that a convolution is a
+single matrix product with the flattened filters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+IntOrPair = int | tuple[int, int]
+
+
+def _check_positive(name: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
+
+
+def _pair(name: str, value: IntOrPair, minimum: int = 1) -> tuple[int, int]:
+    """``value`` as a (height, width) pair of ints, each at least ``minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
+    for v in pair:
+        if v < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {value!r}.")
+    return pair
+
+
+def conv_output_size(
+    length: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length of a convolution along one dimension, as ``nn.Conv2d`` computes it.
+
+    ``L_out = floor((L_in + 2*padding - dilation*(kernel_size - 1) - 1) / stride + 1)``.
+    Raises ``ValueError`` naming the argument when the arguments are invalid or
+    the dilated kernel does not fit in the padded input.
+    """
+    _check_positive("length", length)
+    _check_positive("kernel_size", kernel_size)
+    _check_positive("stride", stride)
+    _check_positive("dilation", dilation)
+    _check_positive("padding", padding, minimum=0)
+    span = dilation * (kernel_size - 1) + 1
+    if span > length + 2 * padding:
+        raise ValueError(
+            f"kernel_size={kernel_size} with dilation={dilation} spans {span} elements, more than "
+            f"the padded input ({length} + 2*{padding} = {length + 2 * padding}); use a smaller "
+            "kernel or more padding."
+        )
+    return math.floor((length + 2 * padding - span) / stride) + 1
+
+
+def pool_output_size(
+    length: int,
+    kernel_size: int,
+    stride: int | None = None,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Output length of max or average pooling along one dimension, as PyTorch computes it.
+
+    ``stride`` defaults to ``kernel_size``. With ``ceil_mode`` the division rounds
+    up, but (as in PyTorch) a last window that would start inside the right
+    padding is dropped. ``padding`` may be at most half the kernel size.
+    """
+    stride = kernel_size if stride is None else stride
+    _check_positive("kernel_size", kernel_size)
+    _check_positive("stride", stride)
+    _check_positive("padding", padding, minimum=0)
+    if padding * 2 > kernel_size:
+        raise ValueError(
+            f"padding={padding} must be at most half of kernel_size={kernel_size}, as in PyTorch."
+        )
+    span = dilation * (kernel_size - 1) + 1
+    conv_output_size(length, kernel_size, stride, padding, dilation)  # validates the rest
+    rounding = math.ceil if ceil_mode else math.floor
+    out = rounding((length + 2 * padding - span) / stride) + 1
+    if ceil_mode and (out - 1) * stride >= length + padding:
+        out -= 1
+    return out
+
+
+def _check_input(name: str, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 4:
+        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {array.shape}.")
+    return array
+
+
+def im2col(
+    input_data: np.ndarray,
+    kernel_h: int,
+    kernel_w: int,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    pad_value: float = 0.0,
+) -> np.ndarray:
+    """Unfold every kernel-sized patch of ``input_data`` into one row of a matrix.
+
+    ``input_data`` has shape (N, C, H, W); the result has shape
+    (N*out_h*out_w, C*kernel_h*kernel_w), rows ordered by image, then output row,
+    then output column, and columns ordered by channel, kernel row, kernel column
+    (the order of ``weight.reshape(out_channels, -1)``). ``stride``, ``padding``
+    and ``dilation`` are ints or (height, width) pairs; the padding is filled
+    with ``pad_value`` (max pooling pads with ``-inf``). The output size follows
+    ``conv_output_size``, which raises ``ValueError`` when the kernel does not fit.
+    """
+    input_data = _check_input("input_data", input_data)
+    _check_positive("kernel_h", kernel_h)
+    _check_positive("kernel_w", kernel_w)
+    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    n, c, h, w = input_data.shape
+    out_h = conv_output_size(h, kernel_h, sh, ph, dh)
+    out_w = conv_output_size(w, kernel_w, sw, pw, dw)
+    img = np.pad(
+        input_data, [(0, 0), (0, 0), (ph, ph), (pw, pw)], mode="constant", constant_values=pad_value
+    )
+    col = np.empty((n, c, kernel_h, kernel_w, out_h, out_w), dtype=img.dtype)
+    for y in range(kernel_h):
+        y0 = y * dh
+        for x in range(kernel_w):
+            x0 = x * dw
+            col[:, :, y, x, :, :] = img[
+                :, :, y0 : y0 + sh * (out_h - 1) + 1 : sh, x0 : x0 + sw * (out_w - 1) + 1 : sw
+            ]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * out_h * out_w, -1)
+
+
+def col2im(
+    col: np.ndarray,
+    input_shape: tuple[int, int, int, int],
+    kernel_h: int,
+    kernel_w: int,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> np.ndarray:
+    """Fold the rows of ``col`` back into an (N, C, H, W) array, adding where patches overlap.
+
+    The adjoint of ``im2col`` with the same arguments: each entry of ``col`` is
+    added to the input position it was copied from, and values that fell in the
+    padding are dropped. This is exactly what backpropagation through
+    ``im2col`` needs (the gradient of a pixel is the sum over every patch that
+    used it). ``input_shape`` is the shape of the array given to ``im2col``.
+    """
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}.")
+    n, c, h, w = (int(v) for v in input_shape)
+    _check_positive("kernel_h", kernel_h)
+    _check_positive("kernel_w", kernel_w)
+    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    out_h = conv_output_size(h, kernel_h, sh, ph, dh)
+    out_w = conv_output_size(w, kernel_w, sw, pw, dw)
+    col = np.asarray(col)
+    expected = (n * out_h * out_w, c * kernel_h * kernel_w)
+    if col.shape != expected:
+        raise ValueError(
+            f"col must have shape {expected} for input_shape={tuple(input_shape)} and a "
+            f"{kernel_h}x{kernel_w} kernel, got {col.shape}."
+        )
+    col6 = col.reshape(n, out_h, out_w, c, kernel_h, kernel_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    for y in range(kernel_h):
+        y0 = y * dh
+        for x in range(kernel_w):
+            x0 = x * dw
+            img[:, :, y0 : y0 + sh * (out_h - 1) + 1 : sh, x0 : x0 + sw * (out_w - 1) + 1 : sw] += (
+                col6[:, :, y, x, :, :]
+            )
+    return img[:, :, ph : ph + h, pw : pw + w]
+
+
+def _check_conv_args(
+    input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    input, weight = _check_input("input", input), _check_input("weight", weight)
+    _check_positive("groups", groups)
+    in_channels, out_channels = input.shape[1], weight.shape[0]
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide both in_channels={in_channels} and "
+            f"out_channels={out_channels}."
+        )
+    if weight.shape[1] * groups != in_channels:
+        raise ValueError(
+            f"weight has {weight.shape[1]} input channels per filter but input has {in_channels} "
+            f"channels (groups={groups} needs weight.shape[1] == {in_channels // groups}); "
+            "the channels of input and weight must match."
+        )
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (out_channels,):
+            raise ValueError(
+                f"bias must have shape ({out_channels},), one value per filter, got {bias.shape}."
+            )
+    return input, weight, bias
+
+
+def conv2d_naive(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """2-D cross-correlation with explicit loops, as ``torch.nn.functional.conv2d`` computes it.
+
+    ``input`` is (N, C_in, H, W), ``weight`` is (C_out, C_in/groups, kH, kW) and
+    ``bias`` is (C_out,) or None. For every image, filter and output position
+    the code takes the (dilated) patch under the filter, multiplies elementwise
+    and sums: the definition, written as plainly as possible and therefore slow.
+    Invalid shapes or arguments raise ``ValueError`` naming the argument.
+    """
+    input, weight, bias = _check_conv_args(input, weight, bias, groups)
+    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    n, c_in, h, w = input.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    out_h = conv_output_size(h, kh, sh, ph, dh)
+    out_w = conv_output_size(w, kw, sw, pw, dw)
+    padded = np.pad(input, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    out_per_group = c_out // groups
+    dtype = np.result_type(input, weight)
+    output = np.zeros((n, c_out, out_h, out_w), dtype=dtype)
+    for i in range(n):
+        for f in range(c_out):
+            first = (f // out_per_group) * c_per_group
+            for y in range(out_h):
+                for x in range(out_w):
+                    top, left = y * sh, x * sw
+                    patch = padded[
+                        i,
+                        first : first + c_per_group,
+                        top : top + dh * (kh - 1) + 1 : dh,
+                        left : left + dw * (kw - 1) + 1 : dw,
+                    ]
+                    output[i, f, y, x] = np.sum(patch * weight[f])
+            if bias is not None:
+                output[i, f] += bias[f]
+    return output
+
+
+def conv2d_im2col(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """2-D cross-correlation as one matrix product: ``im2col(input) @ weight.reshape(C_out, -1).T``.
+
+    Same arguments and result as ``conv2d_naive`` (and ``torch.nn.functional.conv2d``),
+    but every patch is first unfolded into a row by ``im2col`` so that all
+    multiply-adds happen in one call to the BLAS matrix multiply. With
+    ``groups > 1`` each group of channels gets its own product.
+    """
+    input, weight, bias = _check_conv_args(input, weight, bias, groups)
+    n, c_in, h, w = input.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    out_h = conv_output_size(h, kh, sh, ph, dh)
+    out_w = conv_output_size(w, kw, sw, pw, dw)
+    out_per_group = c_out // groups
+    outputs = []
+    for g in range(groups):
+        col = im2col(
+            input[:, g * c_per_group : (g + 1) * c_per_group], kh, kw, stride, padding, dilation
+        )
+        filters = weight[g * out_per_group : (g + 1) * out_per_group].reshape(out_per_group, -1)
+        outputs.append(col @ filters.T)  # (N*out_h*out_w, out_per_group)
+    out = np.concatenate(outputs, axis=1)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
+
+
+def _pool_windows(
+    input: np.ndarray,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None,
+    padding: IntOrPair,
+    dilation: IntOrPair,
+    ceil_mode: bool,
+    pad_value: float,
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Pooling windows as rows (N*C*out_h*out_w, kH*kW), padded with ``pad_value``.
+
+    Returns the rows, the output size, the kernel size, and the (top/left,
+    bottom/right) padding actually applied; with ``ceil_mode`` the bottom and
+    right get extra padding so that the last, partial window exists.
+    """
+    input = _check_input("input", input)
+    kh, kw = _pair("kernel_size", kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair("stride", stride)
+    ph, pw = _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    n, c, h, w = input.shape
+    out_h = pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+    out_w = pool_output_size(w, kw, sw, pw, dw, ceil_mode)
+    # Bottom/right padding so that exactly out_h x out_w windows fit (ceil_mode may need more).
+    extra_h = max(0, (out_h - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
+    extra_w = max(0, (out_w - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
+    padded = np.pad(
+        input.reshape(n * c, 1, h, w),
+        [(0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)],
+        mode="constant",
+        constant_values=pad_value,
+    )
+    rows = im2col(padded, kh, kw, (sh, sw), 0, (dh, dw))
+    # im2col may fit one more window than out_h/out_w when ceil_mode dropped one.
+    full_h = conv_output_size(padded.shape[2], kh, sh, 0, dh)
+    full_w = conv_output_size(padded.shape[3], kw, sw, 0, dw)
+    rows = rows.reshape(n * c, full_h, full_w, kh * kw)[:, :out_h, :out_w]
+    return rows.reshape(-1, kh * kw), (out_h, out_w), (kh, kw), (ph, pw), (extra_h, extra_w)
+
+
+def max_pool2d(
+    input: np.ndarray,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling in NumPy, with the arguments and results of ``torch.nn.functional.max_pool2d``.
+
+    Each output is the largest value in its (dilated) window; ``stride``
+    defaults to ``kernel_size``; padding counts as ``-inf`` so it never wins;
+    ``ceil_mode`` keeps a last, partial window. With ``return_indices`` it also
+    returns, like PyTorch, the position of each maximum as a flat index into its
+    H*W input plane (the first maximum when there are ties). A dilated window
+    that lies wholly in the padding gives ``-inf`` as in PyTorch, with index -1.
+    """
+    input = _check_input("input", input)
+    n, c, h, w = input.shape
+    values = input.astype(np.result_type(input, np.float32), copy=False)
+    rows, (out_h, out_w), *_ = _pool_windows(
+        values, kernel_size, stride, padding, dilation, ceil_mode, -np.inf
+    )
+    best = rows.argmax(axis=1)
+    output = rows[np.arange(rows.shape[0]), best].reshape(n, c, out_h, out_w)
+    output = output.astype(input.dtype, copy=False)
+    if not return_indices:
+        return output
+    positions = np.broadcast_to(
+        np.arange(h * w, dtype=np.float64).reshape(1, 1, h, w), (n, c, h, w)
+    )
+    index_rows, *_ = _pool_windows(
+        positions, kernel_size, stride, padding, dilation, ceil_mode, -1.0
+    )
+    indices = (
+        index_rows[np.arange(rows.shape[0]), best].astype(np.int64).reshape(n, c, out_h, out_w)
+    )
+    return output, indices
+
+
+def avg_pool2d(
+    input: np.ndarray,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: IntOrPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """2-D average pooling in NumPy, as ``torch.nn.functional.avg_pool2d`` computes it.
+
+    Each output is the mean of its window; ``stride`` defaults to ``kernel_size``.
+    The zero padding is part of the divisor when ``count_include_pad`` is True
+    and left out otherwise; the extra cells that ``ceil_mode`` adds beyond the
+    padding are never counted (PyTorch's rule), so a partial window is averaged
+    over the cells it really covers.
+    """
+    input = _check_input("input", input)
+    n, c, h, w = input.shape
+    rows, (out_h, out_w), _, (ph, pw), (extra_h, extra_w) = _pool_windows(
+        input, kernel_size, stride, padding, 1, ceil_mode, 0.0
+    )
+    # The divisor of each window: how many of its cells count, from a mask of ones.
+    mask = np.zeros((1, 1, h + 2 * ph + extra_h, w + 2 * pw + extra_w))
+    if count_include_pad:
+        mask[:, :, : h + 2 * ph, : w + 2 * pw] = 1.0
+    else:
+        mask[:, :, ph : ph + h, pw : pw + w] = 1.0
+    kh, kw = _pair("kernel_size", kernel_size)
+    stride = (kh, kw) if stride is None else _pair("stride", stride)
+    counts = im2col(mask, kh, kw, stride).sum(axis=1)
+    full_h, full_w = (conv_output_size(mask.shape[2 + i], (kh, kw)[i], stride[i]) for i in (0, 1))
+    divisor = counts.reshape(full_h, full_w)[:out_h, :out_w]
+    means = rows.sum(axis=1).reshape(n, c, out_h, out_w) / divisor
+    return means.astype(np.result_type(input, np.float32), copy=False)

@@ -1,0 +1,341 @@
+"""Datasets for the book: where they live, where they come from, and fast in-memory forms.
+
+The dataset root is ``$CNNBOOK_DATA`` when set, else ``~/.cache/cnnbook/data``.
+:func:`mnist` and :func:`cifar10` return torchvision datasets. Online, torchvision
+downloads the official files into the root. Offline, the files must already be
+there (MNIST in ``<root>/MNIST/raw/``; CIFAR-10 as the official
+``<root>/cifar-10-batches-py/`` or as an image-folder copy in
+``<root>/cifar10-jpeg/{train,test}/<class>/*.jpg``); each function says which
+source it used, and raises :class:`DatasetUnavailableError` when there is none.
+
+For fast training, :func:`load_tensors` returns a whole split as one ``uint8``
+tensor of shape ``(N, C, H, W)`` plus ``int64`` labels, and :class:`TensorLoader`
+iterates over such tensors in batches, on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets
+from torchvision.io import ImageReadMode, decode_image
+
+ENV_VAR = "CNNBOOK_DATA"
+DEFAULT_ROOT = Path("~/.cache/cnnbook/data")
+
+MNIST_CLASSES: list[str] = [str(digit) for digit in range(10)]
+CIFAR10_CLASSES: list[str] = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+CIFAR10_JPEG_FOLDER = "cifar10-jpeg"
+
+_SPLIT_SIZES = {
+    ("mnist", True): 60_000,
+    ("mnist", False): 10_000,
+    ("cifar10", True): 50_000,
+    ("cifar10", False): 10_000,
+}
+_IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset is neither on disk nor downloadable; the message says how to fix it."""
+
+
+class DatasetCorruptError(RuntimeError):
+    """A dataset copy on disk is incomplete or malformed; the message names the file."""
+
+
+def data_root() -> Path:
+    """The folder datasets are read from and downloaded to: ``$CNNBOOK_DATA`` or the default.
+
+    The default, ``~/.cache/cnnbook/data``, keeps downloads out of the
+    repository and shared between notebooks.
+    """
+    value = os.environ.get(ENV_VAR, "").strip()
+    return Path(value).expanduser() if value else DEFAULT_ROOT.expanduser()
+
+
+def _split(train: bool) -> str:
+    return "train" if train else "test"
+
+
+def _check_split(
+    name: str, train: bool, images_shape: tuple[int, ...], n_labels: int, where: Path
+) -> None:
+    """Raise DatasetCorruptError unless a split has the official size and image shape."""
+    expected = _SPLIT_SIZES[(name, train)]
+    label = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[name]
+    problems = []
+    if images_shape[0] != expected:
+        problems.append(f"{images_shape[0]} images instead of {expected}")
+    if n_labels != images_shape[0]:
+        problems.append(f"{n_labels} labels for {images_shape[0]} images")
+    if problems:
+        raise DatasetCorruptError(
+            f"The {label} {_split(train)} split in {where} looks corrupt: {'; '.join(problems)}. "
+            f"Delete that folder and download it again, or copy a complete dataset there."
+        )
+
+
+def _download_failed_message(
+    label: str, root: Path, searched: str, error: BaseException, fix: str
+) -> str:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return (
+        f"{label} is not available. Searched {searched} under {root} and found no usable copy; "
+        f"downloading it failed ({type(error).__name__}: {reason}). "
+        f"To fix this, connect to the internet and run again (torchvision downloads the official files), "
+        f"or {fix}, or set {ENV_VAR} to a folder that holds it."
+    )
+
+
+def mnist(
+    train: bool = True,
+    transform: Callable | None = None,
+    root: str | Path | None = None,
+    download: bool = True,
+) -> datasets.MNIST:
+    """The official MNIST split (60,000 training or 10,000 test digits) as a torchvision dataset.
+
+    Files are read from ``<root>/MNIST/raw/`` (root defaults to :func:`data_root`)
+    and downloaded there when missing and ``download`` is true. A missing copy
+    that cannot be downloaded raises :class:`DatasetUnavailableError`; a copy of
+    the wrong size raises :class:`DatasetCorruptError` naming the folder.
+    """
+    root = Path(root).expanduser() if root is not None else data_root()
+    raw = root / "MNIST" / "raw"
+    probe = datasets.MNIST.__new__(datasets.MNIST)
+    probe.root = str(root)
+    if not probe._check_exists():
+        if not download:
+            raise DatasetUnavailableError(
+                f"MNIST is not in {raw} and download=False. Pass download=True while online, "
+                f"or copy the four official files (train-images-idx3-ubyte, ...) there."
+            )
+        try:
+            datasets.MNIST(root, train=train, download=True)
+        except Exception as error:  # noqa: BLE001 - every download failure gets the same advice
+            raise DatasetUnavailableError(
+                _download_failed_message(
+                    "MNIST",
+                    root,
+                    "MNIST/raw/",
+                    error,
+                    f"copy the four uncompressed official files into {raw}",
+                )
+            ) from error
+    try:
+        dataset = datasets.MNIST(root, train=train, transform=transform, download=False)
+    except (RuntimeError, ValueError, AssertionError, OSError) as error:
+        raise DatasetCorruptError(
+            f"The MNIST files in {raw} could not be read ({type(error).__name__}: {error}). "
+            "They are probably truncated or not the official files; delete them and download again."
+        ) from error
+    _check_split("mnist", train, tuple(dataset.data.shape), len(dataset.targets), raw)
+    if tuple(dataset.data.shape[1:]) != (28, 28):
+        raise DatasetCorruptError(
+            f"The MNIST images in {raw} are {tuple(dataset.data.shape[1:])} pixels, not 28x28; "
+            "delete the folder and download the official files again."
+        )
+    dataset.cnnbook_source = "official files (MNIST/raw in the data root)"  # type: ignore[attr-defined]
+    return dataset
+
+
+def cifar10(
+    train: bool = True,
+    transform: Callable | None = None,
+    root: str | Path | None = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> Dataset:
+    """The CIFAR-10 split (50,000 training or 10,000 test images) as a torchvision dataset.
+
+    Order of sources: the official files in ``<root>/cifar-10-batches-py``; a
+    download of them (when ``download``); the offline image-folder copy in
+    ``<root>/cifar10-jpeg/{train,test}/<class>/`` loaded with
+    ``torchvision.datasets.ImageFolder``. The source used is stored as
+    ``dataset.cnnbook_source`` and printed when ``verbose``. Labels are the
+    indices of :data:`CIFAR10_CLASSES` in both cases.
+    """
+    root = Path(root).expanduser() if root is not None else data_root()
+    official = root / "cifar-10-batches-py"
+    probe = datasets.CIFAR10.__new__(datasets.CIFAR10)
+    probe.root = str(root)
+    dataset: Dataset | None = None
+    where = official
+    download_error: BaseException | None = None
+    if probe._check_integrity():
+        dataset = datasets.CIFAR10(root, train=train, transform=transform, download=False)
+        source = "official files (cifar-10-batches-py in the data root)"
+    else:
+        folder = root / CIFAR10_JPEG_FOLDER / _split(train)
+        if download:
+            try:
+                dataset = datasets.CIFAR10(root, train=train, transform=transform, download=True)
+                source = "official files (downloaded to cifar-10-batches-py in the data root)"
+            except Exception as error:  # noqa: BLE001 - offline: fall back to the JPEG copy
+                download_error = error
+        if dataset is None:
+            if not folder.is_dir():
+                raise DatasetUnavailableError(
+                    _download_failed_message(
+                        "CIFAR-10",
+                        root,
+                        f"cifar-10-batches-py/ and {CIFAR10_JPEG_FOLDER}/{_split(train)}/",
+                        download_error or RuntimeError("download=False"),
+                        f"unpack an image-folder copy into {root / CIFAR10_JPEG_FOLDER} "
+                        "(train/<class>/*.jpg and test/<class>/*.jpg)",
+                    )
+                )
+            dataset = _cifar10_image_folder(folder, train, transform)
+            where = folder
+            source = (
+                f"offline JPEG copy ({CIFAR10_JPEG_FOLDER}/{_split(train)} in the data root; "
+                "not byte-exact, accuracy runs slightly lower)"
+            )
+    targets = dataset.targets  # type: ignore[attr-defined]
+    n_images = len(dataset)  # type: ignore[arg-type]
+    _check_split("cifar10", train, (n_images,), len(targets), where)
+    dataset.cnnbook_source = source  # type: ignore[attr-defined]
+    if verbose:
+        print(f"CIFAR-10 {_split(train)} source: {source}")
+    return dataset
+
+
+def _cifar10_image_folder(
+    folder: Path, train: bool, transform: Callable | None
+) -> datasets.ImageFolder:
+    """Load and validate the image-folder copy of one CIFAR-10 split."""
+    try:
+        dataset = datasets.ImageFolder(str(folder), transform=transform)
+    except (FileNotFoundError, OSError) as error:
+        raise DatasetCorruptError(
+            f"The CIFAR-10 copy in {folder} could not be read: {error}"
+        ) from error
+    if dataset.classes != CIFAR10_CLASSES:
+        raise DatasetCorruptError(
+            f"The CIFAR-10 copy in {folder} has class folders {dataset.classes}, "
+            f"expected exactly {CIFAR10_CLASSES}. Unpack a complete copy there."
+        )
+    _check_split("cifar10", train, (len(dataset),), len(dataset.targets), folder)
+    return dataset
+
+
+def dataset_source(dataset: Dataset) -> str:
+    """Where a dataset returned by :func:`mnist` or :func:`cifar10` came from."""
+    return getattr(dataset, "cnnbook_source", "unknown source")
+
+
+def _cache_path(root: Path, name: str, train: bool) -> Path:
+    return root / "cnnbook-cache" / f"{name}-{_split(train)}-uint8.pt"
+
+
+def load_tensors(
+    name: str, train: bool = True, root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split in memory: ``(images, labels)`` with images ``uint8 (N, C, H, W)``.
+
+    ``name`` is ``"mnist"`` or ``"cifar10"``. Pixel values stay 0..255 so that
+    MNIST's 60,000 images take 47 MB and CIFAR-10's 50,000 take 154 MB; convert
+    batches to float as you use them (:class:`TensorLoader` does). Decoding the
+    CIFAR-10 JPEG copy takes a while, so its tensors are cached in
+    ``<root>/cnnbook-cache/`` when that folder is writable.
+    """
+    if name not in _IMAGE_SHAPES:
+        raise ValueError(f"load_tensors() knows 'mnist' and 'cifar10', not {name!r}.")
+    root = Path(root).expanduser() if root is not None else data_root()
+    if name == "mnist":
+        dataset = mnist(train, root=root)
+        images = dataset.data.unsqueeze(1).contiguous()
+        labels = dataset.targets.to(torch.int64)
+        return images, labels
+    dataset = cifar10(train, root=root)
+    if isinstance(dataset, datasets.CIFAR10):
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+        labels = torch.tensor(dataset.targets, dtype=torch.int64)
+        return images, labels
+    cache = _cache_path(root, name, train)
+    if cache.exists():
+        cached = torch.load(cache, weights_only=True)
+        if cached["images"].shape == (_SPLIT_SIZES[(name, train)], *_IMAGE_SHAPES[name]):
+            return cached["images"], cached["labels"]
+    images = torch.empty((len(dataset), *_IMAGE_SHAPES[name]), dtype=torch.uint8)
+    for index, (path, _) in enumerate(dataset.samples):  # type: ignore[attr-defined]
+        image = decode_image(path, mode=ImageReadMode.RGB)
+        if tuple(image.shape) != _IMAGE_SHAPES[name]:
+            raise DatasetCorruptError(
+                f"{path} is {tuple(image.shape)}, expected a 3x32x32 RGB image."
+            )
+        images[index] = image
+    labels = torch.tensor(dataset.targets, dtype=torch.int64)  # type: ignore[attr-defined]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"images": images, "labels": labels}, cache)
+    except OSError:
+        pass  # a read-only root just means decoding again next time
+    return images, labels
+
+
+class TensorLoader:
+    """Batches from in-memory tensors: the fast alternative to a per-image ``DataLoader``.
+
+    ``images`` are ``uint8 (N, C, H, W)`` (as from :func:`load_tensors`); each
+    batch is moved to ``device``, scaled to floats in [0, 1] and passed through
+    ``transform`` (for example ``torchvision.transforms.v2.Normalize`` or a batch
+    augmentation), which sees the whole batch at once. Shuffling uses
+    ``generator`` so that a seeded run is reproducible.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if images.dim() != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}.")
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{images.shape[0]} images but {labels.shape[0]} labels; they must match."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.device = torch.device(device) if device is not None else images.device
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.transform = transform
+        self.generator = generator
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n = self.images.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.images.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for batch in range(len(self)):
+            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            inputs = self.images[index].float().div_(255)
+            if self.transform is not None:
+                inputs = self.transform(inputs)
+            yield inputs, self.labels[index]

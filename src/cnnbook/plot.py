@@ -1,0 +1,160 @@
+"""Figures the chapters share: labelled image grids, training curves, confusion matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .train import History
+
+
+def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A (C, H, W) or (H, W) image as an array matplotlib can show, scaled to [0, 1]."""
+    array = (
+        image.detach().cpu().float().numpy()
+        if isinstance(image, torch.Tensor)
+        else np.asarray(image, float)
+    )
+    if array.ndim == 3:
+        array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    if array.max() > 1.0 + 1e-6:  # uint8-style pixel values
+        array = array / 255.0
+    return np.clip(array, 0.0, 1.0)
+
+
+def show_images(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    labels: Sequence[int] | torch.Tensor | None = None,
+    class_names: Sequence[str] | None = None,
+    predictions: Sequence[int] | torch.Tensor | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+    size: float = 1.4,
+) -> Figure:
+    """Draw images in a grid, each titled with its label (and prediction, if given).
+
+    ``images`` is a batch ``(N, C, H, W)`` (uint8 0..255 or float 0..1) or a
+    list of images. With ``predictions``, a title reads ``true → predicted`` and
+    is red where they differ. Returns the figure so a notebook can show or save it.
+    """
+    count = len(images)
+    if count == 0:
+        raise ValueError("show_images() needs at least one image.")
+    ncols = min(ncols, count)
+    nrows = int(np.ceil(count / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0))
+    )
+    axes = np.atleast_1d(axes).ravel()
+
+    def name(index: int) -> str:
+        return class_names[index] if class_names is not None else str(index)
+
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= count:
+            continue
+        picture = _to_display(images[i])
+        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1)
+        if labels is not None:
+            true = int(labels[i])
+            if predictions is not None:
+                guess = int(predictions[i])
+                ax.set_title(
+                    f"{name(true)} → {name(guess)}",
+                    fontsize=8,
+                    color="black" if guess == true else "red",
+                )
+            else:
+                ax.set_title(name(true), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: History, title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch, training and test, side by side."""
+    epochs = np.arange(1, history.epochs + 1)
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss_ax.plot(epochs, history.train_loss, "o-", label="train")
+    acc_ax.plot(epochs, [100 * a for a in history.train_acc], "o-", label="train")
+    if history.test_loss:
+        loss_ax.plot(epochs, history.test_loss, "s-", label="test")
+        acc_ax.plot(epochs, [100 * a for a in history.test_acc], "s-", label="test")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_loss(
+    history: History, smoothing: int = 20, title: str = "Training loss per batch"
+) -> Figure:
+    """Every batch's training loss, with a moving average over ``smoothing`` batches."""
+    losses = np.asarray(history.batch_loss, dtype=float)
+    if losses.size == 0:
+        raise ValueError("The history has no batch losses; it must come from fit().")
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    steps = np.arange(1, losses.size + 1)
+    ax.plot(steps, losses, alpha=0.35, label="batch")
+    window = max(1, min(smoothing, losses.size))
+    average = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], average, label=f"mean of last {window}")
+    ax.set(xlabel="batch", ylabel="loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(
+    predictions: torch.Tensor, targets: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Counts ``matrix[true, predicted]`` as an ``int64`` tensor of shape (classes, classes)."""
+    predictions, targets = predictions.reshape(-1).cpu().long(), targets.reshape(-1).cpu().long()
+    if predictions.shape != targets.shape:
+        raise ValueError(
+            f"{predictions.numel()} predictions but {targets.numel()} targets; they must match."
+        )
+    flat = targets * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def plot_confusion_matrix(
+    matrix: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"
+) -> Figure:
+    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts."""
+    counts = matrix.cpu().numpy()
+    size = max(4.0, 0.55 * len(class_names) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    threshold = counts.max() / 2
+    for (row, col), value in np.ndenumerate(counts):
+        ax.text(
+            col,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > threshold else "black",
+        )
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,69 @@
+"""Figures: grids, curves and confusion matrices draw what they are given."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from cnnbook.plot import (  # noqa: E402
+    confusion_matrix,
+    plot_batch_loss,
+    plot_confusion_matrix,
+    plot_history,
+    show_images,
+)
+from cnnbook.train import History  # noqa: E402
+
+
+def test_show_images_titles_labels_and_marks_mistakes() -> None:
+    images = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)
+    fig = show_images(
+        images,
+        labels=[0, 1, 2, 0, 1],
+        class_names=["a", "b", "c"],
+        predictions=[0, 2, 2, 0, 1],
+        ncols=3,
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["a → a", "b → c", "c → c", "a → a", "b → b"]
+    wrong = [ax for ax in fig.axes if ax.get_title() == "b → c"][0]
+    assert wrong.title.get_color() == "red"
+    assert len(fig.axes) == 6  # a 2x3 grid, the last cell empty
+
+
+def test_show_images_rejects_empty_input() -> None:
+    with pytest.raises(ValueError, match="at least one image"):
+        show_images(torch.zeros(0, 1, 4, 4))
+
+
+def test_plot_history_draws_train_and_test() -> None:
+    history = History([1.0, 0.5], [0.5, 0.8], [1.1, 0.6], [0.4, 0.7], [1.0, 1.0])
+    fig = plot_history(history)
+    loss_ax, acc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "test"]
+    assert list(acc_ax.lines[1].get_ydata()) == pytest.approx([40.0, 70.0])
+
+
+def test_confusion_matrix_counts_true_by_predicted() -> None:
+    matrix = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), num_classes=3)
+    assert matrix.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    fig = plot_confusion_matrix(matrix, ["x", "y", "z"])
+    assert fig.axes[0].get_xlabel() == "predicted"
+
+
+def test_confusion_matrix_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="3 predictions but 2 targets"):
+        confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 1]), num_classes=2)
+
+
+def test_plot_batch_loss_draws_raw_and_smoothed() -> None:
+    history = History(batch_loss=[3.0, 2.0, 1.0, 1.0])
+    ax = plot_batch_loss(history, smoothing=2).axes[0]
+    assert list(ax.lines[0].get_ydata()) == [3.0, 2.0, 1.0, 1.0]
+    assert list(ax.lines[1].get_ydata()) == pytest.approx([2.5, 1.5, 1.0])
+    with pytest.raises(ValueError, match="no batch losses"):
+        plot_batch_loss(History())
