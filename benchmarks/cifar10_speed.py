@@ -29,7 +29,7 @@ import time
 import torch
 
 from cnnbook.cifar import CifarRecipe, describe_recipe, train_cifar10
-from cnnbook.data import cifar10, dataset_source, load_tensors
+from cnnbook.data import cifar10, dataset_source, load_tensors, random_subset
 from cnnbook.device import describe_device, get_device
 
 GPU_DEFAULTS = {
@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="maximum number of epochs")
     parser.add_argument("--widths", type=int, nargs=3, default=None, help="CifarNet widths")
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--train-subset", type=int, default=None, help="first N training images")
-    parser.add_argument("--test-subset", type=int, default=None, help="first N test images")
+    parser.add_argument("--train-subset", type=int, default=None, help="N random training images")
+    parser.add_argument("--test-subset", type=int, default=None, help="N random test images")
     parser.add_argument("--full", action="store_true", help="use the GPU defaults on any device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed GPU warm-up")
@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> dict:
     train_images, train_labels = load_tensors("cifar10", train=True)
     test_images, test_labels = load_tensors("cifar10", train=False)
     source = dataset_source(cifar10(train=False, download=False, verbose=False))
-    if config["train_subset"]:
-        train_images = train_images[: config["train_subset"]]
-        train_labels = train_labels[: config["train_subset"]]
+    if config["train_subset"]:  # random, not the first N: the JPEG copy is sorted by class
+        train_images, train_labels = random_subset(
+            train_images, train_labels, config["train_subset"], args.seed
+        )
     if config["test_subset"]:
-        test_images = test_images[: config["test_subset"]]
-        test_labels = test_labels[: config["test_subset"]]
+        test_images, test_labels = random_subset(
+            test_images, test_labels, config["test_subset"], args.seed
+        )
     recipe = CifarRecipe(
         widths=config["widths"],
         epochs=config["epochs"],

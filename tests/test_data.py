@@ -20,6 +20,7 @@ from cnnbook.data import (
     data_root,
     load_tensors,
     mnist,
+    random_subset,
 )
 
 from .conftest import real_data_root
@@ -200,3 +201,21 @@ def test_tensor_loader_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         TensorLoader(images, labels, batch_size=batch_size)
+
+
+class TestRandomSubset:
+    def test_draws_distinct_images_from_every_class_reproducibly(self) -> None:
+        labels = torch.arange(10).repeat_interleave(100)  # sorted by class, like the JPEG copy
+        images = torch.arange(1000).view(1000, 1, 1, 1)
+        sub_images, sub_labels = random_subset(images, labels, 200, seed=3)
+        assert sub_images.shape == (200, 1, 1, 1)
+        assert sub_images.flatten().unique().numel() == 200  # no image twice
+        assert torch.equal(labels[sub_images.flatten()], sub_labels)  # pairs stay together
+        assert set(sub_labels.tolist()) == set(range(10))
+        again, _ = random_subset(images, labels, 200, seed=3)
+        assert torch.equal(sub_images, again)
+
+    @pytest.mark.parametrize("count", [0, 1001])
+    def test_rejects_a_count_out_of_range(self, count: int) -> None:
+        with pytest.raises(ValueError, match="count must be between 1 and the number of images"):
+            random_subset(torch.zeros(1000, 1, 1, 1), torch.zeros(1000), count)

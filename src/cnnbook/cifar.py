@@ -6,12 +6,13 @@ augmentation (:class:`cnnbook.augment.BatchAugment`), SGD with Nesterov
 momentum on a one-cycle (triangular) learning-rate schedule, a much larger
 learning rate for the BatchNorm shifts, label smoothing, optional bfloat16
 autocast and channels-last memory, and test-time flip augmentation.
-:func:`train_cifar10` runs it with the ordinary :func:`cnnbook.train.fit` loop,
+:func:`train_cifar10` runs it with the book's :func:`cnnbook.train.train_one_epoch`,
 one epoch at a time, and can stop as soon as a target accuracy is reached.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -21,7 +22,7 @@ from torch import nn
 from .augment import CIFAR10_MEAN, CIFAR10_STD, BatchAugment, accuracy, normalize, predict_tta
 from .data import TensorLoader
 from .models import CifarNet
-from .train import fit
+from .train import train_one_epoch
 
 
 class AutocastModel(nn.Module):
@@ -218,9 +219,16 @@ def train_cifar10(
     result = CifarResult(model=model)
     evaluate_each = eval_every_epoch or target_acc is not None
     for epoch in range(1, recipe.epochs + 1):
-        history = fit(model, train_loader, None, optimizer, 1, loss_fn, device, scheduler, progress)
-        result.epoch_seconds.append(history.epoch_seconds[0])
-        result.train_seconds += history.epoch_seconds[0]
+        start = time.perf_counter()
+        train_one_epoch(
+            model, train_loader, optimizer, loss_fn, device, scheduler,
+            description=f"epoch {epoch}/{recipe.epochs}", progress=progress,
+        )  # fmt: skip
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        result.epoch_seconds.append(seconds)
+        result.train_seconds += seconds
         result.epochs = epoch
         if evaluate_each or epoch == recipe.epochs:
             logits, targets = predict_tta(model, test_loader, flip=recipe.tta, device=device)
