@@ -51,7 +51,7 @@ def test_cpu_short_configuration_prints_one_json_line() -> None:
     assert 1 <= report["epochs"] <= report["max_epochs"]
     assert 0.0 <= report["final_accuracy"] <= 1.0
     assert report["reached"] == (report["time_to_target_s"] is not None)
-    assert report["final_accuracy"] > 0.2  # better than chance (10%) after a short run
+    assert report["reached"], f"the short run should reach its target: {report}"
     assert "Test accuracy per epoch" in completed.stdout  # the readable summary
 
 
