@@ -219,3 +219,7 @@ class TestRandomSubset:
     def test_rejects_a_count_out_of_range(self, count: int) -> None:
         with pytest.raises(ValueError, match="count must be between 1 and the number of images"):
             random_subset(torch.zeros(1000, 1, 1, 1), torch.zeros(1000), count)
+
+    def test_rejects_labels_that_do_not_match_the_images(self) -> None:
+        with pytest.raises(ValueError, match="1000 images but 999 labels"):
+            random_subset(torch.zeros(1000, 1, 1, 1), torch.zeros(999), 10)
