@@ -21,6 +21,7 @@ from cnnbook.data import (
     load_tensors,
     mnist,
     random_subset,
+    validation_split,
 )
 
 from .conftest import real_data_root
@@ -223,3 +224,40 @@ class TestRandomSubset:
     def test_rejects_labels_that_do_not_match_the_images(self) -> None:
         with pytest.raises(ValueError, match="1000 images but 999 labels"):
             random_subset(torch.zeros(1000, 1, 1, 1), torch.zeros(999), 10)
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded() -> None:
+    labels = torch.arange(10).repeat_interleave(torch.arange(10, 110, 10))  # 10, 20, ..., 100
+    images = torch.arange(len(labels)).view(-1, 1, 1, 1)
+    train_x, train_y, val_x, val_y = validation_split(images, labels, count=55, seed=3)
+    assert len(val_x) == 55 and len(train_x) == len(labels) - 55
+    # Each class keeps its share: 10% of every class here.
+    assert torch.bincount(val_y, minlength=10).tolist() == list(range(1, 11))
+    seen = torch.cat([train_x.flatten(), val_x.flatten()]).sort().values
+    assert torch.equal(seen, torch.arange(len(labels)))
+    assert torch.equal(labels[val_x.flatten()], val_y)
+    again = validation_split(images, labels, count=55, seed=3)
+    assert torch.equal(again[2], val_x)
+    other = validation_split(images, labels, count=55, seed=4)
+    assert not torch.equal(other[2], val_x)
+
+
+def test_validation_split_hits_the_count_exactly_with_uneven_shares() -> None:
+    labels = torch.tensor([0] * 7 + [1] * 5 + [2] * 3)
+    images = torch.zeros(len(labels), 1, 2, 2)
+    for count in range(1, len(labels)):
+        _, _, val_x, val_y = validation_split(images, labels, count=count)
+        assert len(val_x) == count
+        assert (torch.bincount(val_y, minlength=3) <= torch.tensor([7, 5, 3])).all()
+
+
+@pytest.mark.parametrize("count", [0, 15, -1])
+def test_validation_split_refuses_bad_counts(count: int) -> None:
+    labels = torch.zeros(15, dtype=torch.int64)
+    with pytest.raises(ValueError, match="count must be between 1"):
+        validation_split(torch.zeros(15, 1, 2, 2), labels, count=count)
+
+
+def test_validation_split_refuses_mismatched_labels() -> None:
+    with pytest.raises(ValueError, match="10 images but 9 labels"):
+        validation_split(torch.zeros(10, 1, 2, 2), torch.zeros(9, dtype=torch.int64), count=2)

@@ -189,3 +189,60 @@ def test_report_recorded_times(capsys: pytest.CaptureFixture[str]) -> None:
         for name, seconds, limit in rows:
             print(f"  {seconds:7.1f} s of {limit:4d} s  {name}")
         print(f"  {sum(s for _, s, _ in rows):7.1f} s in all")
+
+
+# A percentage or a duration typed into prose: "85.01%", "99 %", "23 s", "about a minute" is
+# not caught (no digits), "4 epochs" is not a measurement unit here.
+_MEASURED = re.compile(
+    r"(?<![\w.$\\])\d[\d,]*(?:\.\d+)?\s?(?:%|s\b|seconds?\b|ms\b|min\b|minutes?\b|hours?\b)"
+)
+# A block that names where its numbers come from: a citation, a link, or the words of one.
+_SOURCED = re.compile(
+    r"\{cite(?::\w+)?\}|\]\(https?://|et al\.|\bpaper\b|\breports?\b|\breported\b|"
+    r"\bdocumentation\b|\bdocs\b",
+    re.IGNORECASE,
+)
+
+
+def unsourced_numbers(markdown: str) -> list[str]:
+    """Percentages and durations in ``markdown`` that are neither glued nor attributed.
+
+    Code blocks, inline code, math and glue roles are removed first. A number may
+    stand in a paragraph, list item, table or admonition that names its source
+    (``{cite}``, a link, "et al.", "paper", "reports", "documentation"); a table
+    counts as a whole, so a "Source" column covers its rows.
+    """
+    text = re.sub(r"```.*?```|~~~.*?~~~", "", markdown, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$|\$[^$\n]+\$|`[^`\n]*`", "", text, flags=re.S)
+    text = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", "", text)
+    blocks = re.split(r"\n\s*\n|\n(?=\s*(?:[-*]|\d+\.)\s)", text)
+    found = []
+    for block in blocks:
+        if _SOURCED.search(block):
+            continue
+        found += [" ".join(m.group(0).split()) for m in _MEASURED.finditer(block)]
+    return found
+
+
+def test_unsourced_numbers_finds_typed_results_and_spares_glued_or_cited_ones() -> None:
+    assert unsourced_numbers("The network reaches 98.36% in 23 s.") == ["98.36%", "23 s"]
+    assert unsourced_numbers("It reaches {glue:text}`acc` in {glue:text}`secs` s.") == []
+    assert unsourced_numbers("LeCun et al. report 0.95% error.") == []
+    assert unsourced_numbers("Top-5 error 15.3% {cite}`krizhevsky2012`.") == []
+    assert unsourced_numbers("```python\nx = 50%\n```\n$p = 5\\%$ and `10 s`") == []
+    assert unsourced_numbers("- 97% here\n- 12% in the [paper](https://x.org)") == ["97%"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_prose_numbers_are_glued_or_sourced(path: Path) -> None:
+    """Results quoted in prose come from the run through glue; others name their source."""
+    notebook = nbformat.read(path, as_version=4)
+    typed = []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            typed += unsourced_numbers(cell.source)
+    assert not typed, (
+        f"{path.name}: percentages or timings typed into the prose: {typed}. Glue numbers that "
+        "come from this run (myst_nb.glue, then {glue:text}`name`) and name the source of "
+        "numbers quoted from elsewhere ({cite}, a link, or 'the paper reports ...')."
+    )

@@ -305,6 +305,38 @@ def random_subset(
     return images[chosen], labels[chosen]
 
 
+def validation_split(
+    images: torch.Tensor, labels: torch.Tensor, count: int = 5_000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hold out ``count`` training images for validation: ``(train_x, train_y, val_x, val_y)``.
+
+    The split is seeded and stratified: every class gets its share of ``count`` in
+    proportion to its frequency (exactly ``count / 10`` per class on CIFAR-10), so
+    the validation accuracy is not skewed by an unlucky class mix. Choices between
+    settings and epoch counts are made on the validation part; the test split is
+    used once, for the final number. Both parts keep the original order.
+    """
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels; they must match.")
+    if not 0 < count < len(images):
+        raise ValueError(
+            f"count must be between 1 and the number of images minus one ({len(images) - 1}), "
+            f"got {count}."
+        )
+    classes, frequency = torch.unique(labels, return_counts=True)
+    share = frequency.double() * count / len(labels)
+    per_class = share.floor().long()
+    # Largest remainders first, so that the shares add up to exactly ``count``.
+    missing = count - int(per_class.sum())
+    per_class[torch.argsort(share - per_class, descending=True, stable=True)[:missing]] += 1
+    generator = torch.Generator().manual_seed(seed)
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    for label, take in zip(classes.tolist(), per_class.tolist(), strict=True):
+        members = (labels == label).nonzero().flatten()
+        held_out[members[torch.randperm(len(members), generator=generator)[:take]]] = True
+    return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+
+
 class TensorLoader:
     """Batches from in-memory tensors: the fast alternative to a per-image ``DataLoader``.
 
