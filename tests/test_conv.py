@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from cnnbook.conv import (
@@ -160,15 +161,18 @@ def test_col2im_adds_overlaps() -> None:
 
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict:
-    """A random pooling configuration that PyTorch accepts (padding at most half the kernel)."""
+    """A random pooling configuration, often one where ``ceil_mode`` keeps a partial window.
+
+    Sizes start at 1, so inputs shorter than the (dilated) kernel are common: the
+    floor rule refuses them, while with ``ceil_mode`` PyTorch accepts some of them.
+    Padding stays within PyTorch's limit of half the kernel.
+    """
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))
     padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    size = tuple(
-        draw(st.integers(max(1, dilation[i] * (kernel[i] - 1) + 1 - 2 * padding[i]), 10))
-        for i in (0, 1)
-    )
+    short = st.integers(1, 4)  # around the kernel size, where the two rules differ
+    size = (draw(st.one_of(short, st.integers(1, 10))), draw(st.one_of(short, st.integers(1, 10))))
     return {
         "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *size),
         "kernel": kernel,
@@ -177,29 +181,27 @@ def pool_cases(draw: st.DrawFn) -> dict:
         "dilation": dilation,
         "ceil_mode": draw(st.booleans()),
         "count_include_pad": draw(st.booleans()),
+        "divisor_override": draw(st.one_of(st.none(), st.integers(1, 5))),
         "seed": draw(st.integers(0, 2**16)),
     }
 
 
-@SETTINGS
-@given(pool_cases())
-def test_max_pool2d_matches_pytorch(case: dict) -> None:
-    x = np.random.default_rng(case["seed"]).standard_normal(case["shape"]).astype(np.float32)
-    args = (case["kernel"], case["stride"], case["padding"], case["dilation"], case["ceil_mode"])
-    expected, expected_indices = F.max_pool2d(torch.from_numpy(x), *args, return_indices=True)
-    out, indices = max_pool2d(x, *args, return_indices=True)
-    assert out.shape == tuple(expected.shape)
-    np.testing.assert_array_equal(out, expected.numpy())
-    # Where a dilated window lies wholly in the padding, PyTorch's index is meaningless.
-    real = np.isfinite(out)
-    np.testing.assert_array_equal(indices[real], expected_indices.numpy()[real])
-    assert out.shape[2:] == tuple(
+def _small_ceil_mode_case(case: dict) -> bool:
+    """Whether ``case`` is one where the floor rule refuses and PyTorch may still accept."""
+    kernel, size = case["kernel"], case["shape"][2:]
+    return case["ceil_mode"] and any(
+        case["dilation"][i] * (kernel[i] - 1) + 1 > size[i] + 2 * case["padding"][i] for i in (0, 1)
+    )
+
+
+def _pool_sizes(case: dict, dilation: tuple[int, int]) -> tuple[int, int]:
+    return tuple(
         pool_output_size(
             case["shape"][2 + i],
             case["kernel"][i],
             None if case["stride"] is None else case["stride"][i],
             case["padding"][i],
-            case["dilation"][i],
+            dilation[i],
             case["ceil_mode"],
         )
         for i in (0, 1)
@@ -208,19 +210,141 @@ def test_max_pool2d_matches_pytorch(case: dict) -> None:
 
 @SETTINGS
 @given(pool_cases())
+def test_max_pool2d_matches_pytorch(case: dict) -> None:
+    x = np.random.default_rng(case["seed"]).standard_normal(case["shape"]).astype(np.float32)
+    args = (case["kernel"], case["stride"], case["padding"], case["dilation"], case["ceil_mode"])
+    try:
+        expected, expected_indices = F.max_pool2d(torch.from_numpy(x), *args, return_indices=True)
+    except RuntimeError:
+        event("refused by PyTorch")
+        with pytest.raises(ValueError):
+            max_pool2d(x, *args)
+        with pytest.raises(ValueError):
+            _pool_sizes(case, case["dilation"])
+        return
+    if _small_ceil_mode_case(case):
+        event("accepted only thanks to ceil_mode")
+    out, indices = max_pool2d(x, *args, return_indices=True)
+    assert out.shape == tuple(expected.shape)
+    np.testing.assert_array_equal(out, expected.numpy())
+    # Where a dilated window lies wholly in the padding, PyTorch's index is meaningless.
+    real = np.isfinite(out)
+    np.testing.assert_array_equal(indices[real], expected_indices.numpy()[real])
+    assert out.shape[2:] == _pool_sizes(case, case["dilation"])
+
+
+@SETTINGS
+@given(pool_cases())
 def test_avg_pool2d_matches_pytorch(case: dict) -> None:
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"]).astype(np.float32)
     args = (case["kernel"], case["stride"], case["padding"], case["ceil_mode"])
+    options = {
+        "count_include_pad": case["count_include_pad"],
+        "divisor_override": case["divisor_override"],
+    }
     try:
-        expected = F.avg_pool2d(torch.from_numpy(x), *args, case["count_include_pad"]).numpy()
+        expected = F.avg_pool2d(torch.from_numpy(x), *args, **options).numpy()
     except RuntimeError:
-        # Without dilation the strategy's size may be too small; our code must refuse too.
+        event("refused by PyTorch")
         with pytest.raises(ValueError):
-            avg_pool2d(x, *args, count_include_pad=case["count_include_pad"])
+            avg_pool2d(x, *args, **options)
+        with pytest.raises(ValueError):
+            _pool_sizes(case, (1, 1))
         return
-    out = avg_pool2d(x, *args, count_include_pad=case["count_include_pad"])
+    if _small_ceil_mode_case(case):
+        event("accepted only thanks to ceil_mode")
+    out = avg_pool2d(x, *args, **options)
     assert out.shape == expected.shape
+    assert out.shape[2:] == _pool_sizes(case, (1, 1))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pool_output_size_agrees_with_pytorch_on_every_small_configuration() -> None:
+    """Every length 1-7, kernel 1-4, stride 1-3, padding 0-3, dilation 1-2 and ceil_mode.
+
+    Includes padding beyond half the kernel and inputs shorter than the kernel: the
+    formula must give PyTorch's size where PyTorch accepts and raise where it refuses.
+    """
+    accepted_only_with_ceil = 0
+    for length, kernel, stride, padding, dilation, ceil_mode in itertools.product(
+        range(1, 8), range(1, 5), range(1, 4), range(4), range(1, 3), (False, True)
+    ):
+        args = ((1, kernel), (1, stride), (0, padding), (1, dilation), ceil_mode)
+        try:
+            expected = F.max_pool2d(torch.zeros(1, 1, 1, length), *args).shape[-1]
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                pool_output_size(length, kernel, stride, padding, dilation, ceil_mode)
+            continue
+        assert pool_output_size(length, kernel, stride, padding, dilation, ceil_mode) == expected
+        if ceil_mode and dilation * (kernel - 1) + 1 > length + 2 * padding:
+            accepted_only_with_ceil += 1
+    assert accepted_only_with_ceil > 20  # the cases the convolution rule used to refuse
+
+
+def test_ceil_mode_accepts_an_input_shorter_than_the_kernel() -> None:
+    # Length 2, kernel 3, stride 2: the floor rule has no window, ceil_mode keeps a partial one.
+    assert pool_output_size(2, 3, 2, ceil_mode=True) == 1
+    x = np.array([[[[1.0, -2.0], [3.0, 4.0]]]], dtype=np.float32)
+    t = torch.from_numpy(x)
+    np.testing.assert_array_equal(
+        max_pool2d(x, 3, 2, ceil_mode=True), F.max_pool2d(t, 3, 2, 0, 1, True)
+    )
+    for include in (True, False):
+        np.testing.assert_allclose(
+            avg_pool2d(x, 3, 2, 0, True, include), F.avg_pool2d(t, 3, 2, 0, True, include)
+        )
+    assert avg_pool2d(x, 3, 2, ceil_mode=True).item() == 1.5  # 6 / the 4 cells it covers
+    with pytest.raises(ValueError, match=re.escape("or ceil_mode=True")):
+        pool_output_size(2, 3, 2)
+    # The last window must start inside the input or the left padding: 1 + 1 padding, kernel 4.
+    assert pool_output_size(1, 4, 2, padding=2, ceil_mode=True) == 2
+    assert F.max_pool2d(torch.zeros(1, 1, 1, 1), 4, 2, 2, 1, True).shape[-1] == 2
+    assert pool_output_size(5, 2, ceil_mode=True) == 3
+    assert pool_output_size(4, 2, ceil_mode=True) == 2  # would start in the right padding
+
+
+def test_pool_accepts_unbatched_empty_batch_and_divisor_override() -> None:
+    x = np.random.default_rng(0).standard_normal((3, 5, 5)).astype(np.float32)
+    t = torch.from_numpy(x)
+    out, indices = max_pool2d(x, 2, ceil_mode=True, return_indices=True)
+    expected, expected_indices = F.max_pool2d(t, 2, ceil_mode=True, return_indices=True)
+    assert out.shape == (3, 3, 3)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(avg_pool2d(x, 3, 1, 1), F.avg_pool2d(t, 3, 1, 1), atol=1e-6)
+    empty = np.zeros((0, 2, 4, 4), dtype=np.float32)
+    assert max_pool2d(empty, 2).shape == tuple(F.max_pool2d(torch.from_numpy(empty), 2).shape)
+    assert avg_pool2d(empty, 2).shape == (0, 2, 2, 2)
+    sums = avg_pool2d(x, 2, divisor_override=1)
+    np.testing.assert_allclose(sums, F.avg_pool2d(t, 2, divisor_override=1), atol=1e-5)
+    # A one-element tuple means the same value for height and width, as in PyTorch.
+    np.testing.assert_array_equal(max_pool2d(x, (2,)), max_pool2d(x, 2))
+
+
+def test_conv2d_accepts_same_and_valid_padding_unbatched_input_and_empty_batch() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    for kernel, dilation in [((2, 3), 1), ((4, 4), (1, 2)), ((3, 2), 2), ((1, 1), 1)]:
+        weight = rng.standard_normal((4, 3, *kernel)).astype(np.float32)
+        for padding in ("same", "valid"):
+            expected = F.conv2d(
+                torch.from_numpy(x), torch.from_numpy(weight), None, 1, padding, dilation
+            ).numpy()
+            for conv in (conv2d_naive, conv2d_im2col):
+                out = conv(x, weight, None, 1, padding, dilation)
+                assert out.shape == expected.shape, (conv.__name__, kernel, padding)
+                np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    expected = F.conv2d(torch.from_numpy(x[0]), torch.from_numpy(weight), padding=1).numpy()
+    for conv in (conv2d_naive, conv2d_im2col):
+        np.testing.assert_allclose(conv(x[0], weight, padding=1), expected, atol=1e-5)
+        assert conv(x[:0], weight).shape == (0, 4, 4, 5)
+    assert im2col(x[:0], 3, 3).shape == (0, 27)
+    with pytest.raises(ValueError, match="not supported for strided convolutions"):
+        conv2d_im2col(x, weight, stride=2, padding="same")
+    with pytest.raises(ValueError, match="'same' or 'valid'"):
+        conv2d_naive(x, weight, padding="full")
 
 
 def test_pool_stride_defaults_to_kernel_size() -> None:
@@ -274,6 +398,13 @@ def test_worked_example_is_eight() -> None:
         (lambda: max_pool2d(np.zeros((1, 1, 4, 4)), 2, stride=0), "stride must be at least 1"),
         (lambda: avg_pool2d(np.zeros((1, 1, 4, 4)), 2, padding=2), "at most half of kernel_size"),
         (lambda: avg_pool2d(np.zeros((1, 1, 2, 2)), 3), "kernel_size=3"),
+        (lambda: max_pool2d(np.zeros((1, 1, 1, 1)), 4, 2, ceil_mode=True), "even with ceil_mode"),
+        (lambda: pool_output_size(5, 3, dilation=0), "dilation must be at least 1"),
+        (lambda: pool_output_size(0, 1), "length must be at least 1"),
+        (lambda: max_pool2d(np.zeros((1, 0, 4, 4)), 2), "only the batch axis may be 0"),
+        (lambda: avg_pool2d(np.zeros((1, 1, 4, 4)), 2, divisor_override=0), "nonzero int"),
+        (lambda: max_pool2d(np.zeros((4, 4)), 2), "or 3 (C, H, W)"),
+        (lambda: conv2d_naive(np.zeros((1, 1, 1, 4, 4)), np.zeros((1, 1, 2, 2))), "or 3 (C, H, W)"),
     ],
 )
 def test_invalid_arguments_raise_clear_value_errors(call, message: str) -> None:

@@ -28,10 +28,11 @@ def _pair(name: str, value: IntOrPair, minimum: int = 1) -> tuple[int, int]:
         pair = (int(value), int(value))
     elif (
         isinstance(value, (tuple, list))
-        and len(value) == 2
+        and len(value) in (1, 2)
         and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
     ):
-        pair = (int(value[0]), int(value[1]))
+        # PyTorch also accepts a one-element tuple, meaning the same value for both sides.
+        pair = (int(value[0]), int(value[-1]))
     else:
         raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
     for v in pair:
@@ -74,24 +75,47 @@ def pool_output_size(
 ) -> int:
     """Output length of max or average pooling along one dimension, as PyTorch computes it.
 
-    ``stride`` defaults to ``kernel_size``. With ``ceil_mode`` the division rounds
-    up, but (as in PyTorch) a last window that would start inside the right
-    padding is dropped. ``padding`` may be at most half the kernel size.
+    ``L_out = floor((L_in + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``,
+    with the division rounded up instead when ``ceil_mode`` is true; then (as in
+    PyTorch) a last window that would start inside the right padding is dropped,
+    so every window starts inside the input or the left padding. ``stride``
+    defaults to ``kernel_size`` and ``padding`` may be at most half the kernel
+    size. Because ``ceil_mode`` keeps a partial last window, it accepts inputs
+    shorter than the (dilated) kernel that the floor rule refuses: length 2 with
+    kernel 3 and stride 2 gives 1. Raises ``ValueError`` exactly where PyTorch
+    refuses, saying what was wrong and how to fix it.
     """
     stride = kernel_size if stride is None else stride
+    _check_positive("length", length)
     _check_positive("kernel_size", kernel_size)
     _check_positive("stride", stride)
+    _check_positive("dilation", dilation)
     _check_positive("padding", padding, minimum=0)
     if padding * 2 > kernel_size:
         raise ValueError(
-            f"padding={padding} must be at most half of kernel_size={kernel_size}, as in PyTorch."
+            f"padding={padding} must be at most half of kernel_size={kernel_size}, as in PyTorch; "
+            f"use padding <= {kernel_size // 2} or a larger kernel."
         )
     span = dilation * (kernel_size - 1) + 1
-    conv_output_size(length, kernel_size, stride, padding, dilation)  # validates the rest
-    rounding = math.ceil if ceil_mode else math.floor
-    out = rounding((length + 2 * padding - span) / stride) + 1
+    room = length + 2 * padding - span  # how far the window can move inside the padded input
+    if ceil_mode:
+        room += stride - 1  # round the division up (PyTorch's pooling_output_shape)
+    out = room // stride + 1  # floor division, also for negative room
     if ceil_mode and (out - 1) * stride >= length + padding:
-        out -= 1
+        out -= 1  # the last window would start in the right padding
+    if out < 1:
+        if not ceil_mode:
+            raise ValueError(
+                f"kernel_size={kernel_size} with dilation={dilation} spans {span} elements, more "
+                f"than the padded input ({length} + 2*{padding} = {length + 2 * padding}); use a "
+                "smaller kernel or more padding (or ceil_mode=True to keep a partial window)."
+            )
+        raise ValueError(
+            f"kernel_size={kernel_size} with dilation={dilation} spans {span} elements; even "
+            f"with ceil_mode=True and stride={stride} a window needs at least "
+            f"{span - stride + 1} elements of padded input, but there are only {length} + "
+            f"2*{padding} = {length + 2 * padding}; use a smaller kernel or more padding."
+        )
     return out
 
 
@@ -100,6 +124,69 @@ def _check_input(name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 4:
         raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {array.shape}.")
     return array
+
+
+def _batched(name: str, array: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``array`` as (N, C, H, W), and whether it came without the batch axis.
+
+    Like ``torch.nn.functional``, the operations accept a single unbatched
+    (C, H, W) input and return an unbatched result for it.
+    """
+    array = np.asarray(array)
+    if array.ndim == 3:
+        return array[np.newaxis], True
+    if array.ndim != 4:
+        raise ValueError(
+            f"{name} must have 4 dimensions (N, C, H, W), or 3 (C, H, W) for a single "
+            f"unbatched input, got shape {array.shape}."
+        )
+    return array, False
+
+
+def _check_pool_input(input: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The pooling input as (N, C, H, W); like PyTorch, only the batch may be empty."""
+    input, unbatched = _batched("input", input)
+    if 0 in input.shape[1:]:
+        raise ValueError(
+            f"input of shape {input.shape} has an empty channel, height or width axis; pooling "
+            "needs at least one channel and one pixel (only the batch axis may be 0)."
+        )
+    return input, unbatched
+
+
+def _resolve_padding(
+    input: np.ndarray,
+    padding: IntOrPair | str,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The convolution's padding as a (height, width) pair of ints, accepting PyTorch's strings.
+
+    ``"valid"`` means no padding. ``"same"`` (stride 1 only, as in PyTorch) pads
+    ``dilation*(kernel-1)`` in total along each axis so that the output keeps the
+    input's size; when that total is odd, PyTorch puts the extra row or column
+    at the bottom or right, so it is added to ``input`` here and the returned
+    pair pads both sides equally.
+    """
+    if not isinstance(padding, str):
+        return input, _pair("padding", padding, minimum=0)
+    if padding == "valid":
+        return input, (0, 0)
+    if padding != "same":
+        raise ValueError(
+            f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}."
+        )
+    if stride != (1, 1):
+        raise ValueError(
+            f"padding='same' is not supported for strided convolutions (stride={stride}); "
+            "use stride=1 or give the padding as numbers."
+        )
+    totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+    extra = [(0, 0), (0, 0)] + [(0, t % 2) for t in totals]
+    if any(t % 2 for t in totals):
+        input = np.pad(input, extra)
+    return input, (totals[0] // 2, totals[1] // 2)
 
 
 def im2col(
@@ -140,7 +227,7 @@ def im2col(
             col[:, :, y, x, :, :] = img[
                 :, :, y0 : y0 + sh * (out_h - 1) + 1 : sh, x0 : x0 + sw * (out_w - 1) + 1 : sw
             ]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * out_h * out_w, -1)
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * out_h * out_w, c * kernel_h * kernel_w)
 
 
 def col2im(
@@ -190,8 +277,10 @@ def col2im(
 
 def _check_conv_args(
     input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    input, weight = _check_input("input", input), _check_input("weight", weight)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """Checked (N, C, H, W) input, weight and bias, and whether the input came unbatched."""
+    input, unbatched = _batched("input", input)
+    weight = _check_input("weight", weight)
     _check_positive("groups", groups)
     in_channels, out_channels = input.shape[1], weight.shape[0]
     if in_channels % groups or out_channels % groups:
@@ -211,7 +300,7 @@ def _check_conv_args(
             raise ValueError(
                 f"bias must have shape ({out_channels},), one value per filter, got {bias.shape}."
             )
-    return input, weight, bias
+    return input, weight, bias, unbatched
 
 
 def conv2d_naive(
@@ -219,7 +308,7 @@ def conv2d_naive(
     weight: np.ndarray,
     bias: np.ndarray | None = None,
     stride: IntOrPair = 1,
-    padding: IntOrPair = 0,
+    padding: IntOrPair | str = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
 ) -> np.ndarray:
@@ -229,13 +318,15 @@ def conv2d_naive(
     ``bias`` is (C_out,) or None. For every image, filter and output position
     the code takes the (dilated) patch under the filter, multiplies elementwise
     and sums: the definition, written as plainly as possible and therefore slow.
-    Invalid shapes or arguments raise ``ValueError`` naming the argument.
+    As in PyTorch, ``padding`` may also be ``"same"`` or ``"valid"`` and ``input``
+    may be a single unbatched (C_in, H, W) image. Invalid shapes or arguments
+    raise ``ValueError`` naming the argument.
     """
-    input, weight, bias = _check_conv_args(input, weight, bias, groups)
-    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
-    dh, dw = _pair("dilation", dilation)
-    n, c_in, h, w = input.shape
+    input, weight, bias, unbatched = _check_conv_args(input, weight, bias, groups)
     c_out, c_per_group, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = _pair("stride", stride), _pair("dilation", dilation)
+    input, (ph, pw) = _resolve_padding(input, padding, (kh, kw), (sh, sw), (dh, dw))
+    n, c_in, h, w = input.shape
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(w, kw, sw, pw, dw)
     padded = np.pad(input, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
@@ -257,7 +348,7 @@ def conv2d_naive(
                     output[i, f, y, x] = np.sum(patch * weight[f])
             if bias is not None:
                 output[i, f] += bias[f]
-    return output
+    return output[0] if unbatched else output
 
 
 def conv2d_im2col(
@@ -265,7 +356,7 @@ def conv2d_im2col(
     weight: np.ndarray,
     bias: np.ndarray | None = None,
     stride: IntOrPair = 1,
-    padding: IntOrPair = 0,
+    padding: IntOrPair | str = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
 ) -> np.ndarray:
@@ -276,25 +367,26 @@ def conv2d_im2col(
     multiply-adds happen in one call to the BLAS matrix multiply. With
     ``groups > 1`` each group of channels gets its own product.
     """
-    input, weight, bias = _check_conv_args(input, weight, bias, groups)
-    n, c_in, h, w = input.shape
+    input, weight, bias, unbatched = _check_conv_args(input, weight, bias, groups)
     c_out, c_per_group, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
-    dh, dw = _pair("dilation", dilation)
+    (sh, sw), (dh, dw) = _pair("stride", stride), _pair("dilation", dilation)
+    input, (ph, pw) = _resolve_padding(input, padding, (kh, kw), (sh, sw), (dh, dw))
+    n, c_in, h, w = input.shape
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(w, kw, sw, pw, dw)
     out_per_group = c_out // groups
     outputs = []
     for g in range(groups):
         col = im2col(
-            input[:, g * c_per_group : (g + 1) * c_per_group], kh, kw, stride, padding, dilation
+            input[:, g * c_per_group : (g + 1) * c_per_group], kh, kw, stride, (ph, pw), dilation
         )
         filters = weight[g * out_per_group : (g + 1) * out_per_group].reshape(out_per_group, -1)
         outputs.append(col @ filters.T)  # (N*out_h*out_w, out_per_group)
     out = np.concatenate(outputs, axis=1)
     if bias is not None:
         out = out + bias
-    return out.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
+    out = out.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
+    return out[0] if unbatched else out
 
 
 def _pool_windows(
@@ -354,8 +446,9 @@ def max_pool2d(
     returns, like PyTorch, the position of each maximum as a flat index into its
     H*W input plane (the first maximum when there are ties). A dilated window
     that lies wholly in the padding gives ``-inf`` as in PyTorch, with index -1.
+    A single unbatched (C, H, W) input gives an unbatched result.
     """
-    input = _check_input("input", input)
+    input, unbatched = _check_pool_input(input)
     n, c, h, w = input.shape
     values = input.astype(np.result_type(input, np.float32), copy=False)
     rows, (out_h, out_w), *_ = _pool_windows(
@@ -365,7 +458,7 @@ def max_pool2d(
     output = rows[np.arange(rows.shape[0]), best].reshape(n, c, out_h, out_w)
     output = output.astype(input.dtype, copy=False)
     if not return_indices:
-        return output
+        return output[0] if unbatched else output
     positions = np.broadcast_to(
         np.arange(h * w, dtype=np.float64).reshape(1, 1, h, w), (n, c, h, w)
     )
@@ -375,7 +468,7 @@ def max_pool2d(
     indices = (
         index_rows[np.arange(rows.shape[0]), best].astype(np.int64).reshape(n, c, out_h, out_w)
     )
-    return output, indices
+    return (output[0], indices[0]) if unbatched else (output, indices)
 
 
 def avg_pool2d(
@@ -385,6 +478,7 @@ def avg_pool2d(
     padding: IntOrPair = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
+    divisor_override: int | None = None,
 ) -> np.ndarray:
     """2-D average pooling in NumPy, as ``torch.nn.functional.avg_pool2d`` computes it.
 
@@ -392,9 +486,20 @@ def avg_pool2d(
     The zero padding is part of the divisor when ``count_include_pad`` is True
     and left out otherwise; the extra cells that ``ceil_mode`` adds beyond the
     padding are never counted (PyTorch's rule), so a partial window is averaged
-    over the cells it really covers.
+    over the cells it really covers. ``divisor_override`` (a nonzero int) replaces
+    every divisor, so ``divisor_override=1`` gives window sums. A single
+    unbatched (C, H, W) input gives an unbatched result.
     """
-    input = _check_input("input", input)
+    input, unbatched = _check_pool_input(input)
+    if divisor_override is not None and (
+        not isinstance(divisor_override, (int, np.integer))
+        or isinstance(divisor_override, bool)
+        or divisor_override == 0
+    ):
+        raise ValueError(
+            f"divisor_override must be a nonzero int or None, got {divisor_override!r}; "
+            "use None to divide by the window size."
+        )
     n, c, h, w = input.shape
     rows, (out_h, out_w), _, (ph, pw), (extra_h, extra_w) = _pool_windows(
         input, kernel_size, stride, padding, 1, ceil_mode, 0.0
@@ -410,5 +515,8 @@ def avg_pool2d(
     counts = im2col(mask, kh, kw, stride).sum(axis=1)
     full_h, full_w = (conv_output_size(mask.shape[2 + i], (kh, kw)[i], stride[i]) for i in (0, 1))
     divisor = counts.reshape(full_h, full_w)[:out_h, :out_w]
+    if divisor_override is not None:
+        divisor = np.full_like(divisor, int(divisor_override))
     means = rows.sum(axis=1).reshape(n, c, out_h, out_w) / divisor
-    return means.astype(np.result_type(input, np.float32), copy=False)
+    means = means.astype(np.result_type(input, np.float32), copy=False)
+    return means[0] if unbatched else means
