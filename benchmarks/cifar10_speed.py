@@ -17,6 +17,12 @@ Defaults depend on the device:
   55%) that takes well under a minute on two cores. It checks that the
   pipeline works and learns, not how good the full recipe is.
 
+``--full`` runs the GPU configuration (warm-up included) on any device, and
+``--max-steps N`` stops each training run after N optimizer steps: together,
+``--full --max-steps 3 --device cpu`` checks on a CPU that the GPU
+configuration runs. ``--device`` is checked as the book checks
+``CNNBOOK_DEVICE`` (:func:`cnnbook.device.get_device`), before any data is loaded.
+
 Usage: ``python benchmarks/cifar10_speed.py [--device cpu] [--target 0.94] ...``
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -31,6 +38,7 @@ import torch
 
 from cnnbook.cifar import CifarRecipe, describe_recipe, train_cifar10
 from cnnbook.data import cifar10, dataset_source, load_tensors, random_subset
+from cnnbook.device import ENV_VAR as DEVICE_ENV_VAR
 from cnnbook.device import describe_device, get_device
 
 GPU_DEFAULTS = {
@@ -63,25 +71,75 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="use the GPU defaults on any device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed GPU warm-up")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="stop each run after N optimizer steps"
+    )
     return parser.parse_args(argv)
 
 
-def settings(args: argparse.Namespace, device: torch.device) -> dict:
-    """The run's settings: the device's defaults, overridden by the command line."""
-    chosen = dict(GPU_DEFAULTS if device.type == "cuda" or args.full else CPU_DEFAULTS)
+class BenchmarkError(Exception):
+    """A command-line value the benchmark cannot use; the message says which and why."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The device for ``--device NAME``, or the automatic choice, validated by ``get_device``.
+
+    ``--device`` takes the place of ``CNNBOOK_DEVICE`` for this run, so an unknown
+    name or a GPU this machine lacks is refused with the book's message (naming
+    ``--device`` instead of the variable) before anything else happens.
+    """
+    if not name:
+        return get_device()
+    previous = os.environ.get(DEVICE_ENV_VAR)
+    os.environ[DEVICE_ENV_VAR] = name
+    try:
+        return get_device()
+    except (ValueError, RuntimeError) as error:
+        message = (
+            str(error)
+            .replace(f"{DEVICE_ENV_VAR}={name.strip()!r}", f"--device {name.strip()!r}")
+            .replace(f"unset {DEVICE_ENV_VAR}", "leave out --device")
+            .replace(f"Unset {DEVICE_ENV_VAR}", "Leave out --device")
+        )
+        raise BenchmarkError(message) from error
+    finally:
+        if previous is None:
+            del os.environ[DEVICE_ENV_VAR]
+        else:
+            os.environ[DEVICE_ENV_VAR] = previous
+
+
+def settings(args: argparse.Namespace, device_type: str) -> dict:
+    """The run's settings: the device type's defaults, overridden by the command line.
+
+    A CUDA device, or ``--full`` on any device, gets the GPU configuration:
+    ``GPU_DEFAULTS``, an untimed warm-up run (unless ``--no-warmup``) and
+    ``cudnn.benchmark``. Taking the device type rather than a device lets the
+    tests check the ``"cuda"`` choice on a machine without a GPU.
+    """
+    gpu_configuration = device_type == "cuda" or args.full
+    chosen = dict(GPU_DEFAULTS if gpu_configuration else CPU_DEFAULTS)
     for key in chosen:
         value = getattr(args, key)
         if value is not None:
             chosen[key] = tuple(value) if key == "widths" else value
     if not 0.0 < chosen["target"] <= 1.0:
-        raise ValueError(f"--target must be a fraction in (0, 1], got {chosen['target']}.")
+        raise BenchmarkError(f"--target must be a fraction in (0, 1], got {chosen['target']}.")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise BenchmarkError(f"--max-steps must be at least 1, got {args.max_steps}.")
+    chosen["gpu_configuration"] = gpu_configuration
+    chosen["warmup"] = gpu_configuration and not args.no_warmup
+    chosen["max_steps"] = args.max_steps
     return chosen
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    device = torch.device(args.device) if args.device else get_device()
-    config = settings(args, device)
+    try:  # every check on the command line comes before the (slow) data loading
+        device = resolve_device(args.device)
+        config = settings(args, device.type)
+    except BenchmarkError as error:
+        raise SystemExit(f"cifar10_speed.py: error: {error}") from None
     started = time.perf_counter()
     train_images, train_labels = load_tensors("cifar10", train=True)
     test_images, test_labels = load_tensors("cifar10", train=False)
@@ -101,15 +159,15 @@ def main(argv: list[str] | None = None) -> dict:
         autocast="bf16",
         seed=args.seed,
     )
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        if not args.no_warmup:  # compile kernels and pick cuDNN algorithms, untimed
-            warmup = CifarRecipe(**{**recipe.as_dict(), "epochs": 1})
-            n = 4 * recipe.batch_size
-            train_cifar10(
-                warmup, train_images[:n], train_labels[:n], test_images, test_labels, device,
-                progress=False,
-            )  # fmt: skip
+    if config["gpu_configuration"]:
+        torch.backends.cudnn.benchmark = True  # no effect on a CPU
+    if config["warmup"]:  # compile kernels and pick cuDNN algorithms, untimed
+        warmup = CifarRecipe(**{**recipe.as_dict(), "epochs": 1})
+        n = 4 * recipe.batch_size
+        train_cifar10(
+            warmup, train_images[:n], train_labels[:n], test_images, test_labels, device,
+            progress=False, max_steps=config["max_steps"],
+        )  # fmt: skip
     result = train_cifar10(
         recipe,
         train_images,
@@ -119,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         device,
         target_acc=config["target"],
         progress=False,
+        max_steps=config["max_steps"],
     )
     report = {
         "device": describe_device(device),
@@ -128,6 +187,10 @@ def main(argv: list[str] | None = None) -> dict:
         "widths": list(recipe.widths),
         "batch_size": recipe.batch_size,
         "max_epochs": recipe.epochs,
+        "max_steps": config["max_steps"],
+        "steps": result.steps,
+        "gpu_configuration": config["gpu_configuration"],
+        "warmup": config["warmup"],
         "target_accuracy": config["target"],
         "reached": result.reached_at is not None,
         "time_to_target_s": None if result.reached_at is None else round(result.reached_at, 3),
@@ -145,6 +208,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"Reached {config['target']:.2%} after {result.epochs} epochs in "
             f"{result.reached_at:.2f} s of training (final accuracy {result.final_acc:.2%})."
+        )
+    elif config["max_steps"] is not None and result.steps >= config["max_steps"]:
+        print(
+            f"Stopped after {result.steps} optimizer steps (--max-steps); final accuracy "
+            f"{result.final_acc:.2%}. A check that the configuration runs, not a measurement."
         )
     else:
         print(

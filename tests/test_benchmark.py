@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "cifar10_speed.py"
@@ -65,3 +68,104 @@ def test_bad_target_is_rejected() -> None:
     )
     assert completed.returncode != 0
     assert "--target must be a fraction" in completed.stderr
+
+
+def _load_benchmark() -> ModuleType:
+    """The benchmark script as a module, so that tests can call its functions."""
+    spec = importlib.util.spec_from_file_location("cifar10_speed", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def benchmark(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The benchmark module, with every way of loading data replaced by a failure."""
+    module = _load_benchmark()
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the benchmark loaded data before checking its arguments")
+
+    monkeypatch.setattr(module, "load_tensors", no_data)
+    monkeypatch.setattr(module, "cifar10", no_data)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("bogus", "--device 'bogus' is not a device this book knows. Use 'cpu', 'cuda'"),
+        ("cuda:x", "--device 'cuda:x' is not a device this book knows"),
+        ("cuda:7", "--device 'cuda:7' asks for"),
+    ],
+    ids=["bogus", "bad-index", "missing-gpu"],
+)
+def test_bad_device_is_refused_before_any_data_is_loaded(
+    benchmark: ModuleType, monkeypatch: pytest.MonkeyPatch, device: str, message: str
+) -> None:
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a GPU 7")
+    monkeypatch.setenv("CNNBOOK_DEVICE", "cpu")
+    with pytest.raises(SystemExit) as caught:
+        benchmark.main(["--device", device])
+    text = str(caught.value.code)
+    assert text.startswith("cifar10_speed.py: error: ") and message in text
+    assert "CNNBOOK_DEVICE" not in text  # the message names the option that was given
+    assert os.environ["CNNBOOK_DEVICE"] == "cpu"  # the variable is left as it was
+
+
+def test_bad_device_in_a_subprocess_gives_one_clear_line(tmp_path: Path) -> None:
+    # An empty data root: had the script loaded data first, it would complain about CIFAR-10.
+    env = {**os.environ, "CNNBOOK_DATA": str(tmp_path)}
+    env.pop("CNNBOOK_DEVICE", None)
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr and "CIFAR-10" not in completed.stderr
+    assert "--device 'bogus' is not a device this book knows" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_settings_choose_the_gpu_configuration_for_cuda_or_full() -> None:
+    module = _load_benchmark()
+    gpu = module.settings(module.parse_args([]), "cuda")
+    assert {key: gpu[key] for key in module.GPU_DEFAULTS} == module.GPU_DEFAULTS
+    assert gpu["gpu_configuration"] and gpu["warmup"] and gpu["max_steps"] is None
+    assert module.settings(module.parse_args(["--full"]), "cpu") == gpu
+    cpu = module.settings(module.parse_args([]), "cpu")
+    assert {key: cpu[key] for key in module.CPU_DEFAULTS} == module.CPU_DEFAULTS
+    assert not cpu["gpu_configuration"] and not cpu["warmup"]
+    assert not module.settings(module.parse_args(["--no-warmup"]), "cuda")["warmup"]
+    with pytest.raises(module.BenchmarkError, match="--max-steps must be at least 1"):
+        module.settings(module.parse_args(["--max-steps", "0"]), "cpu")
+
+
+@pytest.mark.skipif(not cifar10_available(), reason="CNNBOOK_DATA does not hold CIFAR-10")
+def test_gpu_configuration_runs_on_the_cpu_for_a_few_steps() -> None:
+    """``--full`` on the CPU: GPU widths, bfloat16, channels-last, the warm-up, 3 steps each.
+
+    The batch and the data are small so that it takes seconds; what is checked is that
+    every line of the GPU configuration runs, so a typo there fails here, not on a GPU.
+    """
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--full", "--max-steps", "3", "--device", "cpu"]
+        + ["--batch-size", "64", "--train-subset", "512", "--test-subset", "128"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.splitlines()[-1])
+    assert report["gpu_configuration"] and report["warmup"]
+    assert report["widths"] == list(_load_benchmark().GPU_DEFAULTS["widths"])
+    assert report["max_steps"] == 3 and report["steps"] == 3 and report["epochs"] == 1
+    assert report["device"].startswith("cpu") and report["batch_size"] == 64
+    assert "Stopped after 3 optimizer steps" in completed.stdout

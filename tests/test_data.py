@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +264,157 @@ def test_validation_split_refuses_bad_counts(count: int) -> None:
 def test_validation_split_refuses_mismatched_labels() -> None:
     with pytest.raises(ValueError, match="10 images but 9 labels"):
         validation_split(torch.zeros(10, 1, 2, 2), torch.zeros(9, dtype=torch.int64), count=2)
+
+
+@pytest.fixture
+def small_cifar(tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 20-image CIFAR-10 test split as an image-folder copy, accepted as complete."""
+    _fake_cifar_folder(tmp_path, CIFAR10_CLASSES, per_class=2)
+    monkeypatch.setitem(data._SPLIT_SIZES, ("cifar10", False), 20)
+    return tmp_path
+
+
+def _cache_file(root: Path) -> Path:
+    return data._cache_path(root, "cifar10", train=False)
+
+
+def _rebuild_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("Rebuilding")]
+
+
+def test_truncated_jpeg_is_reported_with_its_file_and_the_fix(small_cifar: Path) -> None:
+    broken = small_cifar / "cifar10-jpeg" / "test" / "cat" / "0001.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(DatasetCorruptError) as caught:
+        load_tensors("cifar10", train=False, root=small_cifar)
+    message = str(caught.value)
+    assert str(broken) in message and "Image is incomplete or truncated" in message
+    assert "decode_jpeg" not in message  # torchvision's internal prefix is gone
+    assert "unpack it again" in message and f"delete {small_cifar / 'cifar10-jpeg'}" in message
+    assert not _cache_file(small_cifar).exists()
+
+
+def test_empty_image_file_is_reported_as_corrupt(small_cifar: Path) -> None:
+    (small_cifar / "cifar10-jpeg" / "test" / "dog" / "0000.jpg").write_bytes(b"")
+    with pytest.raises(DatasetCorruptError, match=r"dog.0000\.jpg could not be decoded"):
+        load_tensors("cifar10", train=False, root=small_cifar)
+
+
+def test_cache_is_written_atomically_and_then_used(
+    small_cifar: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = small_cifar / "cnnbook-cache" / "cifar10-test-uint8.pt"
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"a cache of an earlier version")
+    images, labels = load_tensors("cifar10", train=False, root=small_cifar)
+    assert images.shape == (20, 3, 32, 32) and images.dtype == torch.uint8
+    assert labels.tolist() == [label for label in range(10) for _ in range(2)]
+    assert sorted(p.name for p in legacy.parent.iterdir()) == [_cache_file(small_cifar).name]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert _cache_file(small_cifar).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    assert not _rebuild_lines(capsys.readouterr().out)  # a first build is silent
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(data, "decode_image", no_decoding)
+    cached_images, cached_labels = load_tensors("cifar10", train=False, root=small_cifar)
+    assert torch.equal(cached_images, images) and torch.equal(cached_labels, labels)
+    assert not _rebuild_lines(capsys.readouterr().out)
+
+
+def test_interrupted_cache_save_leaves_no_truncated_file(
+    small_cifar: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = torch.save
+
+    def interrupted(payload: object, file: object) -> None:
+        real_save(payload, file)
+        file.truncate(100)  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_tensors("cifar10", train=False, root=small_cifar)
+    assert list((small_cifar / "cnnbook-cache").iterdir()) == []  # no cache, no temporary file
+    monkeypatch.setattr(torch, "save", real_save)
+    images, _ = load_tensors("cifar10", train=False, root=small_cifar)
+    assert images.shape == (20, 3, 32, 32)
+
+
+def _spoil_truncated(cache: Path) -> None:
+    cache.write_bytes(cache.read_bytes()[:1000])
+
+
+def _spoil_payload(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def spoil(cache: Path) -> None:
+        payload = torch.load(cache, weights_only=True)
+        change(payload)
+        torch.save(payload, cache)
+
+    return spoil
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_spoil_truncated, "the file is unreadable"),
+        (lambda cache: cache.write_bytes(b""), "the file is unreadable"),
+        (_spoil_payload(lambda p: p.update(images=p["images"][:, :, :16])), "have shape"),
+        (_spoil_payload(lambda p: p.update(images=p["images"].float())), "not a uint8 tensor"),
+        (_spoil_payload(lambda p: p.update(labels=p["labels"][:-1])), "19 labels for 20 images"),
+        (_spoil_payload(lambda p: p["labels"].__setitem__(0, 10)), "outside 0..9"),
+        (_spoil_payload(lambda p: p["labels"].__setitem__(0, 9)), "differ from the folder's"),
+        (_spoil_payload(lambda p: p.update(source="/elsewhere/test")), "another copy (source"),
+        (_spoil_payload(lambda p: p.pop("source")), "does not hold the expected"),
+    ],
+    ids=[
+        "truncated",
+        "empty",
+        "wrong-shape",
+        "wrong-dtype",
+        "label-count",
+        "label-range",
+        "other-labels",
+        "other-source",
+        "no-source",
+    ],
+)
+def test_inconsistent_cache_is_rebuilt_with_one_line(
+    small_cifar: Path,
+    capsys: pytest.CaptureFixture[str],
+    spoil: Callable[[Path], None],
+    reason: str,
+) -> None:
+    images, labels = load_tensors("cifar10", train=False, root=small_cifar)
+    spoil(_cache_file(small_cifar))
+    capsys.readouterr()
+    again, again_labels = load_tensors("cifar10", train=False, root=small_cifar)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels)
+    lines = _rebuild_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and reason in lines[0], lines
+    assert str(_cache_file(small_cifar)) in lines[0]
+    load_tensors("cifar10", train=False, root=small_cifar)  # the rebuilt cache is good
+    assert not _rebuild_lines(capsys.readouterr().out)
+
+
+def test_cache_of_another_copy_is_rebuilt(
+    small_cifar: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_tensors("cifar10", train=False, root=small_cifar)
+    # The same files and cache under another root: the cache names the old folder.
+    moved = tmp_path_factory.mktemp("moved") / "data"
+    shutil.copytree(small_cifar, moved)
+    capsys.readouterr()
+    load_tensors("cifar10", train=False, root=moved)
+    (line,) = _rebuild_lines(capsys.readouterr().out)
+    assert "another copy (source" in line and str(small_cifar) in line
+    # A copy replaced in place by different images (same names, other sizes) is noticed too.
+    image = moved / "cifar10-jpeg" / "test" / "frog" / "0000.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)).save(image)
+    images, _ = load_tensors("cifar10", train=False, root=moved)
+    (line,) = _rebuild_lines(capsys.readouterr().out)
+    assert "another copy (bytes" in line
+    frog = CIFAR10_CLASSES.index("frog") * 2
+    assert images[frog].float().std() > 20  # the new, noisy image, not the cached plain one

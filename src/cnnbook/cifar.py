@@ -12,8 +12,9 @@ one epoch at a time, and can stop as soon as a target accuracy is reached.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -46,6 +47,33 @@ class AutocastModel(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             return self.model(x).float()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work, so that a timer reads true time.
+
+    GPUs run kernels asynchronously: without this, a timer stopped after a
+    training loop measures how fast work was queued, not how fast it ran. On
+    the CPU there is nothing to wait for.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+class _FirstBatches:
+    """The first ``count`` batches of ``loader``: an epoch cut short by ``max_steps``."""
+
+    def __init__(self, loader: TensorLoader, count: int) -> None:
+        self.loader = loader
+        self.count = count
+
+    def __len__(self) -> int:
+        return min(len(self.loader), self.count)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return itertools.islice(iter(self.loader), len(self))
 
 
 def one_cycle(
@@ -115,6 +143,7 @@ class CifarResult:
     the recipe asks for it); ``train_seconds`` counts training only, without the
     evaluations; ``epoch_seconds`` is per epoch. ``reached_at`` is the training
     time at which the target accuracy was first reached (``None`` if never).
+    ``steps`` counts the optimizer steps taken.
     """
 
     model: nn.Module
@@ -124,6 +153,7 @@ class CifarResult:
     train_seconds: float = 0.0
     epochs: int = 0
     reached_at: float | None = None
+    steps: int = 0
 
     @property
     def final_acc(self) -> float:
@@ -176,6 +206,7 @@ def train_cifar10(
     target_acc: float | None = None,
     eval_every_epoch: bool = False,
     progress: bool = True,
+    max_steps: int | None = None,
 ) -> CifarResult:
     """Train a :class:`CifarNet` with ``recipe`` on uint8 tensors; return a :class:`CifarResult`.
 
@@ -183,10 +214,14 @@ def train_cifar10(
     The test split is evaluated after the last epoch, or after every epoch when
     ``eval_every_epoch`` (or ``target_acc``) is set; with ``target_acc`` training
     stops at the first evaluation that reaches it. Evaluation time is not counted
-    in ``train_seconds``.
+    in ``train_seconds``. ``max_steps`` stops training after that many optimizer
+    steps (the learning-rate schedule keeps the full run's length) and then
+    evaluates: a quick check that a configuration runs, not a way to train.
     """
     if recipe.epochs < 1:
         raise ValueError(f"recipe.epochs must be at least 1, got {recipe.epochs}.")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1 (or None for no limit), got {max_steps}.")
     if recipe.autocast not in (None, "bf16"):
         raise ValueError(f"recipe.autocast must be 'bf16' or None, got {recipe.autocast!r}.")
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -219,23 +254,31 @@ def train_cifar10(
     result = CifarResult(model=model)
     evaluate_each = eval_every_epoch or target_acc is not None
     for epoch in range(1, recipe.epochs + 1):
+        loader = (
+            train_loader
+            if max_steps is None
+            else _FirstBatches(train_loader, max_steps - result.steps)
+        )
         start = time.perf_counter()
         train_one_epoch(
-            model, train_loader, optimizer, loss_fn, device, scheduler,
+            model, loader, optimizer, loss_fn, device, scheduler,
             description=f"epoch {epoch}/{recipe.epochs}", progress=progress,
         )  # fmt: skip
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         result.epoch_seconds.append(seconds)
         result.train_seconds += seconds
         result.epochs = epoch
-        if evaluate_each or epoch == recipe.epochs:
+        result.steps += len(loader)
+        out_of_steps = max_steps is not None and result.steps >= max_steps
+        if evaluate_each or epoch == recipe.epochs or out_of_steps:
             logits, targets = predict_tta(model, test_loader, flip=recipe.tta, device=device)
             result.test_acc.append(accuracy(logits, targets))
             if target_acc is not None and result.test_acc[-1] >= target_acc:
                 result.reached_at = result.train_seconds
                 break
+        if out_of_steps:
+            break
     logits, targets = predict_tta(model, test_loader, flip=False, device=device)
     result.test_acc_plain = accuracy(logits, targets)
     return result
@@ -261,5 +304,6 @@ __all__ = [
     "describe_recipe",
     "normalized_test_loader",
     "one_cycle",
+    "synchronize",
     "train_cifar10",
 ]

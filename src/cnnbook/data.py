@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -235,8 +237,109 @@ def dataset_source(dataset: Dataset) -> str:
     return getattr(dataset, "cnnbook_source", "unknown source")
 
 
+CACHE_FOLDER = "cnnbook-cache"
+_CACHE_VERSION = 2  # in the file name, so that caches of other versions are never read
+
+
 def _cache_path(root: Path, name: str, train: bool) -> Path:
-    return root / "cnnbook-cache" / f"{name}-{_split(train)}-uint8.pt"
+    return root / CACHE_FOLDER / f"{name}-{_split(train)}-uint8-v{_CACHE_VERSION}.pt"
+
+
+def _folder_record(folder: Path, samples: list[tuple[str, int]]) -> dict[str, str | int]:
+    """What identifies an image-folder copy: its resolved path, file count and total size."""
+    return {
+        "source": str(folder.resolve()),
+        "files": len(samples),
+        "bytes": sum(os.stat(path).st_size for path, _ in samples),
+    }
+
+
+def _read_cache(
+    cache: Path, record: dict[str, str | int], labels: torch.Tensor, image_shape: tuple[int, ...]
+) -> tuple[dict | None, str | None]:
+    """Read ``cache``; return its contents, or None and why it cannot be used.
+
+    The cache must be readable, hold uint8 images of shape ``(N, *image_shape)``
+    and ``N`` int64 labels in 0..9 equal to the folder's, and name the same
+    source folder, file count and size as ``record``.
+    """
+    try:
+        cached = torch.load(cache, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file just means "decode again"
+        reason = " ".join(str(error).split())[:200]
+        return None, f"the file is unreadable ({type(error).__name__}: {reason})"
+    if not isinstance(cached, dict) or not {"images", "labels", "source"} <= cached.keys():
+        return None, "the file does not hold the expected images, labels and source"
+    images, cached_labels = cached["images"], cached["labels"]
+    expected = (len(labels), *image_shape)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        return None, f"the images are not a uint8 tensor ({getattr(images, 'dtype', type(images))})"
+    if tuple(images.shape) != expected:
+        return None, f"the images have shape {tuple(images.shape)} instead of {expected}"
+    if not isinstance(cached_labels, torch.Tensor) or cached_labels.dtype != torch.int64:
+        return None, "the labels are not an int64 tensor"
+    if cached_labels.shape != labels.shape:
+        return None, f"it has {cached_labels.numel()} labels for {len(labels)} images"
+    if cached_labels.numel() and not 0 <= int(cached_labels.min()) <= int(cached_labels.max()) < 10:
+        return None, "its labels are outside 0..9"
+    for key in ("source", "files", "bytes"):
+        if cached.get(key) != record[key]:
+            return None, (
+                f"it was built from another copy ({key} {cached.get(key)!r}, now {record[key]!r})"
+            )
+    if not torch.equal(cached_labels, labels):
+        return None, "its labels differ from the folder's"
+    return cached, None
+
+
+def _save_atomically(payload: dict, path: Path) -> None:
+    """Write ``payload`` with ``torch.save`` so that ``path`` is either complete or untouched.
+
+    The data goes to a temporary file in the same folder, which then replaces
+    ``path`` in one step (``os.replace``); an interrupted save leaves at most a
+    stray temporary file, never a truncated cache.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique name, created exclusively and with the usual permissions (unlike mkstemp's 0600).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _decode_image_folder(
+    samples: list[tuple[str, int]], folder: Path, image_shape: tuple[int, ...]
+) -> torch.Tensor:
+    """Decode every image of an image-folder copy into one uint8 tensor ``(N, *image_shape)``.
+
+    A file that cannot be decoded (truncated, empty, not an image) or has the
+    wrong size raises :class:`DatasetCorruptError` naming the file and the fix.
+    """
+    images = torch.empty((len(samples), *image_shape), dtype=torch.uint8)
+    copy = folder.parent
+    fix = (
+        f"The copy in {copy} is damaged (an interrupted unpack or download?): unpack it again, "
+        f"or delete {copy} and download or copy CIFAR-10 again."
+    )
+    for index, (path, _) in enumerate(samples):
+        try:
+            image = decode_image(path, mode=ImageReadMode.RGB)
+        except (RuntimeError, OSError, ValueError) as error:
+            # torchvision's messages start with "decode_jpeg, <source file>:<line>, ".
+            reason = re.sub(r"^\w+, \S+:\d+, ", "", " ".join(str(error).split()))
+            raise DatasetCorruptError(f"{path} could not be decoded ({reason}). {fix}") from error
+        if tuple(image.shape) != image_shape:
+            raise DatasetCorruptError(
+                f"{path} is {tuple(image.shape)}, expected a 3x32x32 RGB image. {fix}"
+            )
+        images[index] = image
+    return images
 
 
 def load_tensors(
@@ -248,7 +351,10 @@ def load_tensors(
     MNIST's 60,000 images take 47 MB and CIFAR-10's 50,000 take 154 MB; convert
     batches to float as you use them (:class:`TensorLoader` does). Decoding the
     CIFAR-10 JPEG copy takes a while, so its tensors are cached in
-    ``<root>/cnnbook-cache/`` when that folder is writable.
+    ``<root>/cnnbook-cache/`` when that folder is writable. The cache is written
+    atomically and records the folder it came from; a cache that is unreadable,
+    inconsistent or from another copy is rebuilt, with one printed line saying why.
+    A JPEG that cannot be decoded raises :class:`DatasetCorruptError` naming it.
     """
     if name not in _IMAGE_SHAPES:
         raise ValueError(f"load_tensors() knows 'mnist' and 'cifar10', not {name!r}.")
@@ -263,25 +369,23 @@ def load_tensors(
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor(dataset.targets, dtype=torch.int64)
         return images, labels
+    samples = dataset.samples  # type: ignore[attr-defined]
+    folder = Path(dataset.root)  # type: ignore[attr-defined]
+    labels = torch.tensor(dataset.targets, dtype=torch.int64)  # type: ignore[attr-defined]
+    record = _folder_record(folder, samples)
     cache = _cache_path(root, name, train)
     if cache.exists():
-        cached = torch.load(cache, weights_only=True)
-        if cached["images"].shape == (_SPLIT_SIZES[(name, train)], *_IMAGE_SHAPES[name]):
+        cached, problem = _read_cache(cache, record, labels, _IMAGE_SHAPES[name])
+        if cached is not None:
             return cached["images"], cached["labels"]
-    images = torch.empty((len(dataset), *_IMAGE_SHAPES[name]), dtype=torch.uint8)
-    for index, (path, _) in enumerate(dataset.samples):  # type: ignore[attr-defined]
-        image = decode_image(path, mode=ImageReadMode.RGB)
-        if tuple(image.shape) != _IMAGE_SHAPES[name]:
-            raise DatasetCorruptError(
-                f"{path} is {tuple(image.shape)}, expected a 3x32x32 RGB image."
-            )
-        images[index] = image
-    labels = torch.tensor(dataset.targets, dtype=torch.int64)  # type: ignore[attr-defined]
+        print(f"Rebuilding the cached CIFAR-10 {_split(train)} tensors in {cache}: {problem}.")
+    images = _decode_image_folder(samples, folder, _IMAGE_SHAPES[name])
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": images, "labels": labels}, cache)
-    except OSError:
-        pass  # a read-only root just means decoding again next time
+        _save_atomically({"images": images, "labels": labels, **record}, cache)
+        # Caches of earlier versions (written in place, without a source) are never read.
+        cache.with_name(f"{name}-{_split(train)}-uint8.pt").unlink(missing_ok=True)
+    except (OSError, RuntimeError):
+        pass  # a read-only or full disk just means decoding again next time
     return images, labels
 
 

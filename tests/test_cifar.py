@@ -1,0 +1,91 @@
+"""train_cifar10's step limit, and its device-dependent branches exercised on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnbook import cifar
+from cnnbook.cifar import AutocastModel, CifarRecipe, synchronize, train_cifar10
+from cnnbook.models import CifarNet
+
+TINY = {"widths": (8, 16, 16), "batch_size": 16, "whitening": True}
+
+
+def _data(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    train_x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    train_y = torch.randint(0, 10, (64,), generator=generator)
+    test_x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    test_y = torch.randint(0, 10, (32,), generator=generator)
+    return train_x, train_y, test_x, test_y
+
+
+def _run(epochs: int, **options: object) -> cifar.CifarResult:
+    recipe = CifarRecipe(**TINY, epochs=epochs)
+    return train_cifar10(recipe, *_data(), torch.device("cpu"), progress=False, **options)
+
+
+def _weights(result: cifar.CifarResult) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in result.model.parameters()])
+
+
+@pytest.mark.parametrize(("max_steps", "epochs", "steps"), [(3, 1, 3), (4, 1, 4), (6, 2, 6)])
+def test_max_steps_stops_after_that_many_optimizer_steps(
+    max_steps: int, epochs: int, steps: int
+) -> None:
+    # 64 images in batches of 16: 4 steps per epoch, 3 epochs planned.
+    result = _run(3, max_steps=max_steps)
+    assert (result.steps, result.epochs) == (steps, epochs)
+    assert (
+        len(result.test_acc) == 1 and 0.0 <= result.final_acc <= 1.0
+    )  # evaluated once, at the end
+    assert len(result.epoch_seconds) == epochs
+
+
+def test_without_max_steps_the_run_is_unchanged() -> None:
+    plain = _run(2)
+    assert plain.steps == 8 and plain.epochs == 2
+    limited = _run(2, max_steps=100)  # a limit the run never reaches changes nothing
+    assert torch.equal(_weights(plain), _weights(limited))
+    assert plain.test_acc == limited.test_acc and plain.test_acc_plain == limited.test_acc_plain
+    # The first steps of a limited run are the first steps of the full run.
+    first = _run(2, max_steps=4)
+    one_epoch_of_two = _run(2, eval_every_epoch=True)
+    assert first.test_acc[0] == one_epoch_of_two.test_acc[0]
+
+
+def test_max_steps_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_steps must be at least 1"):
+        _run(1, max_steps=0)
+
+
+def test_each_epoch_is_synchronized_on_its_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.device] = []
+    monkeypatch.setattr(cifar, "synchronize", seen.append)
+    _run(2)
+    assert seen == [torch.device("cpu")] * 2
+
+
+def test_synchronize_waits_for_cuda_and_mps_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CUDA and MPS branches run here without a GPU: the functions they call are
+    # replaced by recorders (setattr fails if a name is misspelled or missing).
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(
+        torch.cuda, "synchronize", lambda device=None: calls.append(("cuda", device))
+    )
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append(("mps", None)))
+    synchronize(torch.device("cpu"))
+    assert calls == []
+    synchronize(torch.device("cuda:1"))
+    synchronize(torch.device("mps"))
+    assert calls == [("cuda", torch.device("cuda:1")), ("mps", None)]
+
+
+def test_autocast_model_runs_bfloat16_and_channels_last_on_the_cpu() -> None:
+    # The recipe's GPU settings (bfloat16 autocast, channels-last) on the CPU: floats come out.
+    net = CifarNet(widths=(8, 16, 16)).to(memory_format=torch.channels_last)
+    model = AutocastModel(net, dtype=torch.bfloat16, channels_last=True).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 32, 32))
+    assert logits.dtype == torch.float32 and logits.shape == (2, 10)
