@@ -49,11 +49,34 @@ def run(path: Path) -> float:
     client.execute()
     seconds = time.perf_counter() - start
     for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                output["text"] = collapse_carriage_returns(output["text"])
+        if "outputs" in cell:
+            cell["outputs"] = coalesce_streams(cell["outputs"])
     nbformat.write(notebook, path)
     return seconds
+
+
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive stdout (or stderr) outputs into one and collapse its ``\\r`` rewrites.
+
+    A progress bar arrives as hundreds of separate stderr messages; Jupyter shows
+    them as one block, and so does the committed notebook.
+    """
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output.get("output_type") == "stream"
+            and previous is not None
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            previous["text"] += output["text"]
+        else:
+            merged.append(output)
+    for output in merged:
+        if output.get("output_type") == "stream":
+            output["text"] = collapse_carriage_returns(output["text"])
+    return merged
 
 
 def main(arguments: list[str]) -> int:

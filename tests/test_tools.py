@@ -27,6 +27,30 @@ def test_progress_bar_updates_collapse_to_the_final_line() -> None:
     assert runner.collapse_carriage_returns("a\r\nb\n") == "a\nb\n"
 
 
+def test_separate_stream_messages_merge_into_one_output() -> None:
+    runner = _load(ROOT / "scripts" / "run_notebooks.py")
+
+    def stream(name: str, text: str) -> dict:
+        return {"output_type": "stream", "name": name, "text": text}
+
+    figure = {"output_type": "display_data", "data": {}, "metadata": {}}
+    outputs = [
+        stream("stderr", "\repoch 1:  0%|"),
+        stream("stderr", "\repoch 1: 50%|"),
+        stream("stderr", "\repoch 1: 100%|\n"),
+        stream("stdout", "done\n"),
+        figure,
+        stream("stdout", "after\n"),
+    ]
+    merged = runner.coalesce_streams(outputs)
+    assert merged == [
+        stream("stderr", "epoch 1: 100%|\n"),
+        stream("stdout", "done\n"),
+        figure,
+        stream("stdout", "after\n"),
+    ]
+
+
 def test_repeated_scripts_are_dropped_keeping_the_first() -> None:
     fixes = _load(ROOT / "_ext" / "site_fixes.py")
 

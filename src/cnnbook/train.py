@@ -183,8 +183,10 @@ def train_one_epoch(
         correct += (logits.detach().argmax(dim=1) == hard_targets).sum()
         count += targets.shape[0]
         if progress and (step % 20 == 0 or step == len(loader)):
-            bar.set_postfix(
-                loss=f"{total_loss.item() / count:.4f}", acc=f"{correct.item() / count:.4f}"
+            bar.set_postfix(  # refresh=False: redraw at most once a second (mininterval)
+                loss=f"{total_loss.item() / count:.4f}",
+                acc=f"{correct.item() / count:.4f}",
+                refresh=False,
             )
     if count == 0:
         raise ValueError(
