@@ -89,3 +89,29 @@ def test_autocast_model_runs_bfloat16_and_channels_last_on_the_cpu() -> None:
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32))
     assert logits.dtype == torch.float32 and logits.shape == (2, 10)
+
+
+def test_whitening_sees_images_from_the_whole_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A split stored class by class: 5,000 blank images first, then 200 others. The whitening
+    # sample must be drawn at random, not taken from the front (which would be all blank).
+    train_x = torch.zeros(5_200, 3, 32, 32, dtype=torch.uint8)
+    train_x[5_000:] = 255
+    train_y = torch.zeros(5_200, dtype=torch.long)
+    train_y[5_000:] = 1
+    seen: list[torch.Tensor] = []
+    original = CifarNet.init_whitening
+
+    def spy(self: CifarNet, images: torch.Tensor, *args: object, **kwargs: object) -> None:
+        seen.append(images)
+        original(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(CifarNet, "init_whitening", spy)
+    recipe = CifarRecipe(**TINY, epochs=1)
+    train_cifar10(
+        recipe, train_x, train_y, train_x[:32], train_y[:32], torch.device("cpu"),
+        progress=False, max_steps=1,
+    )  # fmt: skip
+    (sample,) = seen
+    assert len(sample) == 5_000
+    bright = int((sample.flatten(1).mean(dim=1) > 0).sum())  # normalised: blank < 0 < white
+    assert 100 < bright < 300  # about 5000 * 200 / 5200 = 192 of the 200 bright images

@@ -6,16 +6,36 @@ import pytest
 import torch
 
 from cnnbook.cifar import CifarRecipe, build_optimizer, one_cycle
-from cnnbook.models import CifarNet, TutorialBNCNN
+from cnnbook.models import CifarNet, PyTorchTutorialNet, TutorialBNCNN
 from cnnbook.train import count_parameters
 
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_output_shapes(batch: int) -> None:
     x = torch.randn(batch, 3, 32, 32)
-    for model in (TutorialBNCNN(), CifarNet(widths=(8, 16, 16))):
+    for model in (PyTorchTutorialNet(), TutorialBNCNN(), CifarNet(widths=(8, 16, 16))):
         model.eval()
         assert model(x).shape == (batch, 10)
+
+
+def test_pytorch_tutorial_net_layers_and_parameter_count() -> None:
+    # The official tutorial's Net: conv 3->6 (5x5), conv 6->16 (5x5), Linear 400-120-84-10.
+    model = PyTorchTutorialNet()
+    expected = (
+        (3 * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    )
+    assert expected == 62_006
+    assert count_parameters(model) == expected
+    with torch.no_grad():
+        x = model.pool(torch.relu(model.conv1(torch.zeros(1, 3, 32, 32))))
+        assert x.shape == (1, 6, 14, 14)
+        assert model.pool(torch.relu(model.conv2(x))).shape == (1, 16, 5, 5)
+    assert PyTorchTutorialNet(num_classes=4)(torch.rand(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_pytorch_tutorial_net_rejects_other_sizes() -> None:
+    with pytest.raises(ValueError, match="expects 400 features"):
+        PyTorchTutorialNet()(torch.rand(1, 3, 28, 28))
 
 
 def test_tutorial_bn_parameter_count() -> None:

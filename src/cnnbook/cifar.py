@@ -228,7 +228,12 @@ def train_cifar10(
     torch.manual_seed(recipe.seed)
     net = CifarNet(widths=recipe.widths).to(device)
     if recipe.whitening:
-        sample = train_images[:5000].to(device).float().div_(255)
+        # Patches from 5,000 images drawn at random: a split stored class by class (the
+        # offline JPEG copy) would otherwise give the whitening airplanes only.
+        chosen = torch.randperm(
+            len(train_images), generator=torch.Generator().manual_seed(recipe.seed)
+        )[:5000]
+        sample = train_images[chosen].to(device).float().div_(255)
         net.init_whitening(normalize(sample))
         net.whiten.weight.requires_grad_(False)
     if recipe.channels_last:

@@ -24,11 +24,13 @@ def _check_flat_features(x: torch.Tensor, expected: int, model_name: str, input_
 
 
 class TutorialCNN(nn.Module):
-    """The classic tutorial network for 3x32x32 images (CIFAR-10).
+    """The tutorial network of "Building a CNN", for 3x32x32 images (CIFAR-10).
 
     ``Conv2d(3, 18, 3, padding=1)`` → ReLU → ``MaxPool2d(2, 2)`` → flatten →
     ``Linear(18*16*16, 64)`` → ReLU → ``Linear(64, 10)``. Sizes: (3, 32, 32) →
-    (18, 32, 32) → (18, 16, 16) → 4608 → 64 → 10.
+    (18, 32, 32) → (18, 16, 16) → 4608 → 64 → 10. It is the network of
+    tutorialspoint's PyTorch CNN tutorial, not the one of the official PyTorch
+    tutorial "Training a classifier" (that is :class:`PyTorchTutorialNet`).
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -278,6 +280,38 @@ class MiniAlexNet(nn.Module):
 
 
 # --- CIFAR-10 networks ---
+
+
+class PyTorchTutorialNet(nn.Module):
+    """The network of the official PyTorch tutorial "Training a classifier" (CIFAR-10).
+
+    Source: https://docs.pytorch.org/tutorials/beginner/blitz/cifar10_tutorial.html
+    (class ``Net``), layer for layer: ``Conv2d(3, 6, 5)`` → ReLU → ``MaxPool2d(2, 2)``
+    → ``Conv2d(6, 16, 5)`` → ReLU → ``MaxPool2d(2, 2)`` → flatten →
+    ``Linear(400, 120)`` → ReLU → ``Linear(120, 84)`` → ReLU → ``Linear(84, 10)``.
+    Sizes: (3, 32, 32) → (6, 28, 28) → (6, 14, 14) → (16, 10, 10) → (16, 5, 5) →
+    400 → 120 → 84 → 10; 62,006 parameters. The tutorial trains it with
+    ``CrossEntropyLoss`` and SGD (lr 0.001, momentum 0.9) on batches of 4 for two
+    epochs, with inputs normalised by mean 0.5 and std 0.5 per channel.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        _check_flat_features(x, self.fc1.in_features, "PyTorchTutorialNet", "(N, 3, 32, 32)")
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
 
 
 class TutorialBNCNN(nn.Module):
