@@ -14,6 +14,7 @@ from torch import nn  # noqa: E402
 from cnnbook.models import LeNet5, MnistCNN  # noqa: E402
 from cnnbook.visualize import (  # noqa: E402
     capture_activations,
+    edge_energy_fraction,
     occlusion,
     plot_feature_maps,
     plot_filters,
@@ -90,3 +91,31 @@ def test_occlusion_finds_the_pixel_that_matters() -> None:
     peak = divmod(int(maps[0].argmax()), 4)
     assert peak == (1, 2)  # the patch with top-left (2, 4) covers pixel (3, 4)
     assert (maps[0] > 1e-6).sum() == 1
+
+
+def test_edge_energy_fraction_of_known_kernels() -> None:
+    prewitt = torch.tensor([[-1.0, 0.0, 1.0]] * 3)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    diagonal = torch.tensor([[0.0, 1.0, 2.0], [-1.0, 0.0, 1.0], [-2.0, -1.0, 0.0]])
+    centre = torch.zeros(3, 3)
+    centre[1, 1] = 1.0
+    kernels = torch.stack([prewitt, -3 * prewitt.T, sobel, diagonal, torch.ones(3, 3), centre])
+    fraction = edge_energy_fraction(kernels.view(2, 3, 3, 3))
+    assert fraction.shape == (2, 3)
+    expected = torch.tensor([[1.0, 1.0, 64 / 6 / 12], [1.0, 0.0, 0.0]])
+    assert torch.allclose(fraction, expected, atol=1e-6)
+    # Rectangular kernels and all-zero kernels work; 1x1 kernels are refused.
+    assert torch.allclose(edge_energy_fraction(torch.tensor([[[[-1.0, 1.0]]]])), torch.ones(1, 1))
+    assert edge_energy_fraction(torch.zeros(1, 1, 3, 3)).item() == 0.0
+    with pytest.raises(ValueError, match="1x1"):
+        edge_energy_fraction(torch.ones(2, 2, 1, 1))
+    with pytest.raises(ValueError, match="weight"):
+        edge_energy_fraction(torch.ones(3, 3))
+
+
+def test_edge_energy_fraction_of_random_kernels_is_two_ninths() -> None:
+    generator = torch.Generator().manual_seed(0)
+    random = torch.randn(20_000, 1, 3, 3, generator=generator)
+    assert abs(edge_energy_fraction(random).mean().item() - 2 / 9) < 0.01
+    # Scale and sign do not matter.
+    assert torch.allclose(edge_energy_fraction(-5 * random), edge_energy_fraction(random))

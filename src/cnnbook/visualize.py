@@ -2,8 +2,9 @@
 
 :func:`capture_activations` records what chosen layers output during one
 forward pass; :func:`plot_filters` and :func:`plot_feature_maps` draw weights
-and activations as image grids; :func:`saliency` and :func:`occlusion` say
-which input pixels a prediction depends on.
+and activations as image grids; :func:`edge_energy_fraction` measures how much
+of a filter is an oriented edge (brightness-ramp) detector; :func:`saliency`
+and :func:`occlusion` say which input pixels a prediction depends on.
 """
 
 from __future__ import annotations
@@ -107,6 +108,40 @@ def plot_filters(
         ax.imshow(picture, cmap=None if picture.ndim == 3 else cmap, vmin=0, vmax=1)
     fig.tight_layout()
     return fig
+
+
+def edge_energy_fraction(weight: torch.Tensor) -> torch.Tensor:
+    """The share of each kernel's energy that lies in an oriented brightness ramp.
+
+    ``weight`` is a convolution weight (out_channels, in_channels, kH, kW). With
+    centred coordinates ``x`` (column) and ``y`` (row) of the kernel, the ramps
+    ``a * x + b * y`` are the pure edge (gradient) detectors of every
+    orientation, with zero sum. Each kernel ``w`` is projected onto that plane,
+    and the result is ``|projection|^2 / |w|^2`` in [0, 1]: 1 for a pure ramp
+    (a Prewitt filter), about 0.89 for a Sobel filter, 0 for a constant kernel
+    or one with no linear trend; an all-zero kernel gives 0. Random independent
+    weights put on average ``2 / (kH * kW)`` of their energy there (2/9 for
+    3x3), so a clearly larger value means the kernel has become edge-like.
+    Returns an (out_channels, in_channels) tensor.
+    """
+    if weight.dim() != 4:
+        raise ValueError(
+            f"weight must have shape (out_channels, in_channels, kH, kW), got {tuple(weight.shape)}."
+        )
+    kernel_h, kernel_w = weight.shape[-2:]
+    if kernel_h < 2 and kernel_w < 2:
+        raise ValueError("a 1x1 kernel has no spatial extent, so it cannot detect edges.")
+    w = weight.detach().double()
+    rows = torch.arange(kernel_h, dtype=w.dtype, device=w.device) - (kernel_h - 1) / 2
+    cols = torch.arange(kernel_w, dtype=w.dtype, device=w.device) - (kernel_w - 1) / 2
+    projected = torch.zeros(w.shape[:2], dtype=w.dtype, device=w.device)
+    for ramp in (cols.expand(kernel_h, kernel_w), rows[:, None].expand(kernel_h, kernel_w)):
+        norm = ramp.pow(2).sum()
+        if norm > 0:  # the two ramps are orthogonal, so their energies add up
+            projected += (w * ramp).sum(dim=(-2, -1)).pow(2) / norm
+    energy = w.pow(2).sum(dim=(-2, -1))
+    fraction = torch.where(energy > 0, projected / energy.clamp_min(1e-300), 0.0)
+    return fraction.to(weight.dtype if weight.is_floating_point() else torch.float32)
 
 
 def plot_feature_maps(
