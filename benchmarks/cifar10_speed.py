@@ -33,6 +33,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     if config["gpu_configuration"]:
         torch.backends.cudnn.benchmark = True  # no effect on a CPU
     if config["warmup"]:  # compile kernels and pick cuDNN algorithms, untimed
-        warmup = CifarRecipe(**{**recipe.as_dict(), "epochs": 1})
+        warmup = replace(recipe, epochs=1)
         n = 4 * recipe.batch_size
         train_cifar10(
             warmup, train_images[:n], train_labels[:n], test_images, test_labels, device,

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from cnnbook.augment import (
+from cnnbook.augment import BatchAugment, random_crop, random_flip
+from cnnbook.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
-    BatchAugment,
-    accuracy,
+    MNIST_MEAN,
+    MNIST_STD,
     normalize,
-    predict_tta,
-    random_crop,
-    random_flip,
+    normalize_mnist,
 )
+from cnnbook.train import accuracy, predict
 
 
 def batch(n: int = 16, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -96,11 +96,15 @@ def test_normalize_standardises_channels() -> None:
     assert torch.allclose(normalize(plus_one_std), torch.ones(2, 3, 4, 4), atol=1e-6)
     with pytest.raises(ValueError, match="one value per channel"):
         normalize(images, mean=(0.5,), std=(0.5,))
+    with pytest.raises(ValueError, match=r"batch of shape \(N, C, H, W\)"):
+        normalize(images[0])
+    digits = torch.full((2, 1, 4, 4), MNIST_MEAN[0] + MNIST_STD[0])
+    assert torch.allclose(normalize_mnist(digits), torch.ones(2, 1, 4, 4), atol=1e-6)
     with pytest.raises(ValueError, match="both mean and std"):
         BatchAugment(mean=None)
 
 
-def test_predict_tta_averages_image_and_mirror() -> None:
+def test_predict_with_flip_averages_image_and_mirror() -> None:
     class LeftColumn(torch.nn.Module):
         """Logits = the mean of the leftmost column, so a flip changes them."""
 
@@ -115,8 +119,8 @@ def test_predict_tta_averages_image_and_mirror() -> None:
     images = batch(4)
     loader = [(images, torch.zeros(4, dtype=torch.long))]
     model = LeftColumn()
-    plain, _ = predict_tta(model, loader, flip=False)
-    tta, targets = predict_tta(model, loader, flip=True)
+    plain, _ = predict(model, loader)
+    tta, targets = predict(model, loader, flip=True)
     expected = (model(images) + model(images.flip(-1))) / 2
     assert torch.allclose(tta, expected)
     assert not torch.allclose(plain, tta)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cnnbook import cifar
-from cnnbook.cifar import AutocastModel, CifarRecipe, synchronize, train_cifar10
+from cnnbook.cifar import AutocastModel, CifarRecipe, train_cifar10
+from cnnbook.device import synchronize
 from cnnbook.models import CifarNet
 
 TINY = {"widths": (8, 16, 16), "batch_size": 16, "whitening": True}
@@ -60,13 +61,6 @@ def test_max_steps_must_be_positive() -> None:
         _run(1, max_steps=0)
 
 
-def test_each_epoch_is_synchronized_on_its_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[torch.device] = []
-    monkeypatch.setattr(cifar, "synchronize", seen.append)
-    _run(2)
-    assert seen == [torch.device("cpu")] * 2
-
-
 def test_synchronize_waits_for_cuda_and_mps_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # The CUDA and MPS branches run here without a GPU: the functions they call are
     # replaced by recorders (setattr fails if a name is misspelled or missing).
@@ -115,3 +109,38 @@ def test_whitening_sees_images_from_the_whole_split(monkeypatch: pytest.MonkeyPa
     assert len(sample) == 5_000
     bright = int((sample.flatten(1).mean(dim=1) > 0).sum())  # normalised: blank < 0 < white
     assert 100 < bright < 300  # about 5000 * 200 / 5200 = 192 of the 200 bright images
+
+
+def test_the_ladder_recipes_train_other_networks_without_normalisation() -> None:
+    from cnnbook.models import TutorialCNN
+
+    plain = dict(TINY, whitening=False, normalize=False, crop_padding=0, flip=False, tta=False)
+    recipe = CifarRecipe(**plain, epochs=1, network=TutorialCNN, schedule="constant")
+    result = train_cifar10(recipe, *_data(), torch.device("cpu"), progress=False)
+    assert isinstance(result.model.model, TutorialCNN) and result.steps == 4
+    assert result.final_acc == result.test_acc_plain  # without TTA the two agree
+    with pytest.raises(ValueError, match="whitening=True needs a CifarNet"):
+        train_cifar10(
+            CifarRecipe(**dict(plain, whitening=True), network=TutorialCNN), *_data(),
+            torch.device("cpu"), progress=False,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="schedule must be 'one_cycle' or 'constant'"):
+        train_cifar10(CifarRecipe(**TINY, schedule="cosine"), *_data(), torch.device("cpu"))
+
+
+def test_the_constant_schedule_is_the_one_cycle_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    factors: list[float] = []
+    original = torch.optim.lr_scheduler.LambdaLR
+
+    def spy(optimizer: torch.optim.Optimizer, factor: object) -> object:
+        factors.extend(factor(step) for step in range(8))  # type: ignore[operator]
+        return original(optimizer, factor)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "LambdaLR", spy)
+    _run(2)  # 8 steps, one-cycle
+    cycle, factors[:] = list(factors), []
+    train_cifar10(
+        CifarRecipe(**TINY, epochs=2, schedule="constant"), *_data(), torch.device("cpu"),
+        progress=False,
+    )  # fmt: skip
+    assert factors == pytest.approx([sum(cycle) / len(cycle)] * 8)

@@ -58,6 +58,39 @@ def test_cifar10_missing_offline_is_one_clear_error(tmp_path: Path, offline: Non
     assert "URLError" in message and "unpack an image-folder copy" in message
 
 
+def test_official_cifar10_files_that_fail_their_checksum_are_reported(
+    tmp_path: Path, offline: None
+) -> None:
+    official = tmp_path / "cifar-10-batches-py"
+    official.mkdir()
+    for name in data.CIFAR10_FILES:
+        (official / name).write_bytes(b"not the official file")
+    with pytest.raises(DatasetCorruptError) as caught:
+        cifar10(train=False, root=tmp_path, verbose=False)
+    message = str(caught.value)
+    assert str(official) in message and "delete the folder" in message
+
+
+def test_an_incomplete_official_cifar10_folder_falls_back_to_the_image_copy(
+    tmp_path: Path, offline: None
+) -> None:
+    official = tmp_path / "cifar-10-batches-py"
+    official.mkdir()
+    (official / "test_batch").write_bytes(b"")  # one file of seven: not the official layout
+    with pytest.raises(DatasetUnavailableError, match="cifar10-jpeg/test/"):
+        cifar10(train=False, root=tmp_path, verbose=False)
+
+
+def test_the_layout_files_are_the_official_names() -> None:
+    assert data.MNIST_FILES == (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+    assert len(data.CIFAR10_FILES) == 7 and "batches.meta" in data.CIFAR10_FILES
+
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
     """Write an array in MNIST's IDX format (uint8 data)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

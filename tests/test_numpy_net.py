@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from cnnbook.numpy_net import (
-    SGD,
     Adam,
     Affine,
     Convolution,
@@ -178,10 +177,10 @@ def test_he_initialisation_scales_with_fan_in() -> None:
     assert abs(float(net.params["W2"].std()) - np.sqrt(2 / 4320)) < 0.002
 
 
-def test_optimizers_decrease_the_loss_and_update_in_place() -> None:
+def test_adam_decreases_the_loss_and_updates_in_place() -> None:
     rng = _rng()
     x, t = rng.standard_normal((8, 1, 8, 8)), rng.integers(0, 4, 8)
-    for optimizer in (SGD(lr=0.1), Adam(lr=0.01)):
+    for optimizer in (Adam(lr=0.01),):
         net = _small_net()
         w1 = net.params["W1"]
         before = net.loss(x, t)

@@ -10,13 +10,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnbook.plot import (  # noqa: E402
-    confusion_matrix,
     plot_batch_loss,
     plot_confusion_matrix,
     plot_history,
     show_images,
 )
-from cnnbook.train import History  # noqa: E402
+from cnnbook.train import History, confusion_matrix  # noqa: E402
 
 
 def test_show_images_titles_labels_and_marks_mistakes() -> None:
@@ -67,3 +66,20 @@ def test_plot_batch_loss_draws_raw_and_smoothed() -> None:
     assert list(ax.lines[1].get_ydata()) == pytest.approx([2.5, 1.5, 1.0])
     with pytest.raises(ValueError, match="no batch losses"):
         plot_batch_loss(History())
+
+
+def test_plot_batch_loss_compares_named_runs_in_one_colour_each() -> None:
+    runs = {
+        "short": History(batch_loss=[4.0, 2.0, 1.0]),
+        "long": History(batch_loss=[8.0, 4.0, 2.0, 1.0, 0.5]),
+    }
+    ax = plot_batch_loss(runs, smoothing=2, log_scale=True).axes[0]
+    assert ax.get_yscale() == "log"
+    short_batches, short_mean, long_batches, long_mean = ax.lines
+    assert list(long_batches.get_ydata()) == [8.0, 4.0, 2.0, 1.0, 0.5]
+    assert list(short_mean.get_ydata()) == pytest.approx([3.0, 1.5])
+    assert list(long_mean.get_xdata()) == [2, 3, 4, 5]
+    assert short_batches.get_color() == short_mean.get_color() != long_mean.get_color()
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["short", "long"]
+    with pytest.raises(ValueError, match="no batch losses"):
+        plot_batch_loss({"empty": History()})

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +14,6 @@ from cnnbook.text import (
     char_to_index,
     decode,
     encode,
-    one_hot,
     sample_text,
     sliding_windows,
     windows_to_tensors,
@@ -79,22 +77,6 @@ def test_decode_rejects_bad_indices() -> None:
         decode([0, 5], ["a", "b"])
     with pytest.raises(ValueError, match="1-D"):
         decode(torch.zeros(2, 3, dtype=torch.long), ["a"])
-
-
-def test_one_hot_matches_numpy_eye() -> None:
-    indices = torch.tensor([[0, 1, 0, 2, 3, 3]])
-    vectors = one_hot(indices, 5)
-    assert vectors.shape == (1, 6, 5) and vectors.dtype == torch.float32
-    assert np.array_equal(vectors.numpy(), np.eye(5, dtype=np.float32)[indices.numpy()])
-    assert torch.equal(vectors.sum(-1), torch.ones(1, 6))
-    assert torch.equal(vectors.argmax(-1), indices)
-
-
-def test_one_hot_rejects_out_of_range() -> None:
-    with pytest.raises(ValueError, match=r"\[0, 4\]"):
-        one_hot(torch.tensor([5]), 5)
-    with pytest.raises(ValueError, match="num_classes"):
-        one_hot(torch.tensor([0]), 0)
 
 
 def test_sliding_windows_shift_by_one() -> None:

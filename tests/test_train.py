@@ -9,8 +9,17 @@ import pytest
 import torch
 from torch import nn
 
+from cnnbook import train
 from cnnbook.data import TensorLoader
-from cnnbook.train import History, count_parameters, evaluate, fit, predict, seed_everything
+from cnnbook.train import (
+    History,
+    count_parameters,
+    evaluate,
+    fit,
+    predict,
+    seconds_per_step,
+    seed_everything,
+)
 
 
 def _separable_problem(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +110,82 @@ def test_fit_rejects_bad_arguments() -> None:
         fit(model, empty, None, optimizer)
     with pytest.raises(ValueError, match="no batches"):
         evaluate(model, empty)
+    with pytest.raises(ValueError, match="no batches"):
+        predict(model, empty)
+    with pytest.raises(ValueError, match="max_steps must be at least 1"):
+        fit(model, TensorLoader(images, labels, 4), None, optimizer, max_steps=0)
 
 
 def test_count_parameters() -> None:
     assert count_parameters(_model()) == 16 * 2 + 2
+
+
+def _fit(epochs: int, **options: object) -> tuple[nn.Module, History]:
+    seed_everything(0)
+    images, labels = _separable_problem()
+    train_loader = TensorLoader(
+        images, labels, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )  # 8 batches per epoch
+    test_loader = TensorLoader(images, labels, batch_size=64)
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    history = fit(model, train_loader, test_loader, optimizer, epochs, progress=False, **options)
+    return model, history
+
+
+def test_fit_counts_steps_and_evaluates_after_the_last_epoch_only_when_asked() -> None:
+    _, every = _fit(3)
+    assert every.steps == 24 and len(every.test_acc) == 3
+    assert every.train_seconds == pytest.approx(sum(every.epoch_seconds))
+    _, last = _fit(3, evaluate_every_epoch=False)
+    assert len(last.test_acc) == 1 and last.test_acc[0] == every.test_acc[-1]
+
+
+def test_fit_stops_at_the_target_accuracy() -> None:
+    _, history = _fit(10, evaluate_every_epoch=False, target_acc=0.9)
+    assert history.epochs < 10  # the separable problem reaches 90% within a few epochs
+    assert history.test_acc[-1] >= 0.9 and all(acc < 0.9 for acc in history.test_acc[:-1])
+    assert history.reached_at == pytest.approx(history.train_seconds)
+    _, never = _fit(2, target_acc=1.01)
+    assert never.epochs == 2 and never.reached_at is None
+
+
+@pytest.mark.parametrize(("max_steps", "epochs"), [(3, 1), (8, 1), (11, 2)])
+def test_fit_stops_after_max_steps_and_evaluates(max_steps: int, epochs: int) -> None:
+    _, history = _fit(3, max_steps=max_steps)
+    assert history.steps == max_steps and history.epochs == epochs
+    assert len(history.batch_loss) == max_steps and len(history.test_acc) == epochs
+
+
+def test_fit_evaluates_with_flip_tta_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    flips: list[bool] = []
+    original = train.evaluate
+
+    def spy(*args: object, flip: bool = False, **kwargs: object) -> tuple[float, float]:
+        flips.append(flip)
+        return original(*args, flip=flip, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", spy)
+    _fit(2, flip=True)
+    assert flips == [True, True]
+
+
+def test_each_epoch_is_synchronized_on_its_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.device] = []
+    monkeypatch.setattr(train, "synchronize", seen.append)
+    _fit(2)
+    assert seen == [torch.device("cpu")] * 2
+
+
+def test_seconds_per_step_trains_the_given_number_of_steps() -> None:
+    images, labels = _separable_problem(16)
+    inputs = images.float() / 255
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    seconds = seconds_per_step(model, inputs, labels, optimizer, steps=3, warmup=2)
+    assert seconds > 0
+    assert optimizer.state_dict()["state"] == {}  # plain SGD keeps no state; weights moved:
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        seconds_per_step(model, inputs, labels, optimizer, steps=0)

@@ -1,9 +1,23 @@
 """cnnbook: the code shared by the chapters of the CNN book.
 
-One module per idea: :mod:`cnnbook.device` (GPU auto-selection),
-:mod:`cnnbook.data` (datasets and in-memory tensors), :mod:`cnnbook.train`
-(seeding, fit, evaluate) and :mod:`cnnbook.plot` (figures). Chapters import what
-they need, for example ``from cnnbook.train import fit``.
+One module per idea; chapters import what they need, for example
+``from cnnbook.train import fit``. The public API is every name without a
+leading underscore in these modules, and each public function's docstring
+names the chapter that introduces it.
+
+- :mod:`cnnbook.device`: pick the GPU when there is one, describe it, synchronise timers.
+- :mod:`cnnbook.data`: datasets (online or offline copies), their statistics and
+  normalisation, whole splits as tensors, validation splits and the in-memory loader.
+- :mod:`cnnbook.train`: seeding, the training loop (:func:`~cnnbook.train.fit`), and
+  evaluation (predictions with optional test-time augmentation, accuracy, confusion matrix).
+- :mod:`cnnbook.plot`: image grids, training curves, confusion-matrix figures.
+- :mod:`cnnbook.conv`: convolution and pooling in NumPy (naive and im2col), output sizes.
+- :mod:`cnnbook.numpy_net`: the layers and network of the CNN built from scratch in NumPy.
+- :mod:`cnnbook.models`: the PyTorch networks of the book (MNIST, LeNet/AlexNet, CIFAR-10, RNNs).
+- :mod:`cnnbook.augment`: data augmentation on whole batches of tensors.
+- :mod:`cnnbook.cifar`: the CIFAR-10 training recipe shared by chapter 09 and the benchmark.
+- :mod:`cnnbook.visualize`: filters, feature maps, saliency and occlusion.
+- :mod:`cnnbook.text`: vocabularies, encoding, training windows and sampling for the RNN chapters.
 """
 
 __version__ = "0.1.0"

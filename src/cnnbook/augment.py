@@ -4,24 +4,22 @@ A per-image ``DataLoader`` transform calls Python once per image; here one call
 handles a whole batch ``(N, C, H, W)`` already in memory (on the GPU when there
 is one): :func:`random_flip` mirrors a random half of the images,
 :func:`random_crop` pads every image and cuts a randomly shifted window of the
-original size, :func:`normalize` standardises channels, and
-:class:`BatchAugment` chains them as a ``transform`` for
+original size, and :class:`BatchAugment` chains them with
+:func:`cnnbook.data.normalize` as a ``transform`` for
 :class:`cnnbook.data.TensorLoader`. Randomness comes from a ``torch.Generator``
-so that a seeded run is reproducible. :func:`predict_tta` averages a model's
-logits over an image and its mirror image (test-time augmentation).
+so that a seeded run is reproducible. (Test-time augmentation, which averages
+over an image and its mirror image, is ``predict(..., flip=True)`` in
+:mod:`cnnbook.train`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-# Per-channel mean and standard deviation of the CIFAR-10 training images, in [0, 1] units.
-CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+from .data import CIFAR10_MEAN, CIFAR10_STD, normalize
 
 
 def _check_batch(images: torch.Tensor, name: str) -> None:
@@ -38,28 +36,6 @@ def _uniform(count: int, generator: torch.Generator | None, device: torch.device
     return torch.rand(count, generator=generator, device=gen_device).to(device)
 
 
-def normalize(
-    images: torch.Tensor,
-    mean: Sequence[float] = CIFAR10_MEAN,
-    std: Sequence[float] = CIFAR10_STD,
-) -> torch.Tensor:
-    """Standardise each channel of a float batch: ``(images - mean) / std``.
-
-    ``mean`` and ``std`` have one value per channel, in the units of ``images``
-    (the defaults are CIFAR-10's statistics for pixels scaled to [0, 1]).
-    """
-    _check_batch(images, "normalize")
-    if len(mean) != images.shape[1] or len(std) != images.shape[1]:
-        raise ValueError(
-            f"mean and std need one value per channel ({images.shape[1]}), "
-            f"got {len(mean)} and {len(std)}."
-        )
-    shape = (1, -1, 1, 1)
-    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
-    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
-    return (images - mean_t) / std_t
-
-
 def random_flip(
     images: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -67,6 +43,8 @@ def random_flip(
 
     One random number per image decides; the flipped images are
     ``images.flip(-1)``. Works for any dtype and device.
+
+    Introduced in chapter 09.
     """
     _check_batch(images, "random_flip")
     if not 0.0 <= p <= 1.0:
@@ -87,6 +65,8 @@ def random_crop(
     direction, so the result is the image translated by up to ``padding`` pixels
     with the border filled by ``padding_mode`` (``"reflect"``, ``"replicate"`` or
     ``"constant"`` for zeros). The whole batch is cropped with one gather.
+
+    Introduced in chapter 09.
     """
     _check_batch(images, "random_crop")
     if padding < 0:
@@ -124,6 +104,8 @@ class BatchAugment:
     ``crop_padding`` > 0 applies :func:`random_crop`, ``flip`` applies
     :func:`random_flip`, and ``mean``/``std`` (when given) apply
     :func:`normalize` last. All randomness comes from ``generator``.
+
+    Introduced in chapter 09.
     """
 
     def __init__(
@@ -158,38 +140,3 @@ class BatchAugment:
             f"BatchAugment(crop_padding={self.crop_padding}, flip={self.flip}, "
             f"normalize={self.mean is not None})"
         )
-
-
-def predict_tta(
-    model: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    flip: bool = True,
-    device: torch.device | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets (on the CPU) with test-time augmentation by horizontal flips.
-
-    With ``flip=True`` each batch goes through ``model`` twice, as is and
-    mirrored, and the two logits are averaged; a picture and its mirror image
-    show the same object, so the average is a slightly better guess. With
-    ``flip=False`` it is a plain prediction. The model is put in eval mode.
-    """
-    if device is None:
-        device = next(model.parameters()).device
-    model.eval()
-    all_logits, all_targets = [], []
-    with torch.inference_mode():
-        for inputs, targets in loader:
-            inputs = inputs.to(device, non_blocking=True)
-            logits = model(inputs).float()
-            if flip:
-                logits = (logits + model(inputs.flip(-1)).float()) / 2
-            all_logits.append(logits.cpu())
-            all_targets.append(targets.cpu())
-    return torch.cat(all_logits), torch.cat(all_targets)
-
-
-def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """The fraction of rows of ``logits`` whose largest entry is at the target class."""
-    if logits.shape[0] != targets.shape[0]:
-        raise ValueError(f"{logits.shape[0]} rows of logits but {targets.shape[0]} targets.")
-    return (logits.argmax(dim=1) == targets).float().mean().item()

@@ -1,29 +1,28 @@
-"""The CIFAR-10 chapter's fast training recipe, shared by the chapter and the benchmark.
+"""The CIFAR-10 chapter's training recipe, shared by the chapter (09) and the benchmark.
 
 The recipe follows Keller Jordan's airbench: :class:`cnnbook.models.CifarNet`
 with a patch-whitening first layer, the data as in-memory tensors with batch
 augmentation (:class:`cnnbook.augment.BatchAugment`), SGD with Nesterov
 momentum on a one-cycle (triangular) learning-rate schedule, a much larger
 learning rate for the BatchNorm shifts, label smoothing, optional bfloat16
-autocast and channels-last memory, and test-time flip augmentation.
-:func:`train_cifar10` runs it with the book's :func:`cnnbook.train.train_one_epoch`,
-one epoch at a time, and can stop as soon as a target accuracy is reached.
+autocast and channels-last memory, and test-time flip augmentation. Every one of
+these is a field of :class:`CifarRecipe`, so the chapter's one-change-at-a-time
+comparison is a list of recipes. :func:`train_cifar10` builds the pieces and
+trains with the book's :func:`cnnbook.train.fit`.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from .augment import CIFAR10_MEAN, CIFAR10_STD, BatchAugment, accuracy, normalize, predict_tta
-from .data import TensorLoader
+from .augment import BatchAugment
+from .data import CIFAR10_MEAN, CIFAR10_STD, TensorLoader, normalize
 from .models import CifarNet
-from .train import train_one_epoch
+from .train import evaluate, fit
 
 
 class AutocastModel(nn.Module):
@@ -32,6 +31,8 @@ class AutocastModel(nn.Module):
     ``dtype=None`` turns autocast off. With ``channels_last=True`` inputs are
     converted to the channels-last memory format, which the convolution
     kernels of the CPU (oneDNN) and of recent GPUs prefer.
+
+    Introduced in chapter 09.
     """
 
     def __init__(
@@ -49,33 +50,6 @@ class AutocastModel(nn.Module):
             return self.model(x).float()
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work, so that a timer reads true time.
-
-    GPUs run kernels asynchronously: without this, a timer stopped after a
-    training loop measures how fast work was queued, not how fast it ran. On
-    the CPU there is nothing to wait for.
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-class _FirstBatches:
-    """The first ``count`` batches of ``loader``: an epoch cut short by ``max_steps``."""
-
-    def __init__(self, loader: TensorLoader, count: int) -> None:
-        self.loader = loader
-        self.count = count
-
-    def __len__(self) -> int:
-        return min(len(self.loader), self.count)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return itertools.islice(iter(self.loader), len(self))
-
-
 def one_cycle(
     total_steps: int,
     start: float = 0.2,
@@ -88,6 +62,8 @@ def one_cycle(
     The factor rises linearly from ``start`` to ``peak`` over the first
     ``peak_at`` fraction of ``total_steps`` and falls linearly to ``end`` at the
     last step (airbench's schedule). Multiply it by the peak learning rate.
+
+    Introduced in chapter 09.
     """
     if total_steps < 1:
         raise ValueError(f"total_steps must be at least 1, got {total_steps}.")
@@ -108,11 +84,20 @@ def one_cycle(
 class CifarRecipe:
     """The settings of :func:`train_cifar10`. Learning rates are per mean loss.
 
-    ``lr`` is the peak learning rate of the weights for a batch of 1024
-    (scaled linearly with ``batch_size``); the BatchNorm shifts get
-    ``bias_lr_scale`` times more. ``weight_decay`` is PyTorch's coupled decay.
-    ``autocast`` is ``"bf16"`` or ``None``; ``tta`` averages the logits of each
-    test image and its mirror image.
+    ``network`` makes the model (``None``: ``CifarNet(widths)``). ``lr`` is the
+    peak learning rate of the weights for a batch of 1024 (scaled linearly with
+    ``batch_size``); the BatchNorm shifts get ``bias_lr_scale`` times more.
+    ``weight_decay`` is PyTorch's coupled decay. ``schedule`` is ``"one_cycle"``
+    (:func:`one_cycle`) or ``"constant"``, a constant factor equal to the
+    one-cycle schedule's average, so that both move the weights by about as
+    much in total. ``normalize`` standardises the inputs with CIFAR-10's
+    statistics; ``crop_padding`` (0: none) and ``flip`` are the training
+    augmentation. ``whitening`` sets CifarNet's first layer from the data and
+    freezes it. ``autocast`` is ``"bf16"`` or ``None``; ``tta`` averages the
+    logits of each evaluated image and its mirror image. The defaults are the
+    chapter's final recipe.
+
+    Introduced in chapter 09.
     """
 
     widths: tuple[int, int, int] = (32, 64, 128)
@@ -122,13 +107,17 @@ class CifarRecipe:
     momentum: float = 0.85
     weight_decay: float = 0.0153 / 11.5
     bias_lr_scale: float = 64.0
+    schedule: str = "one_cycle"
     label_smoothing: float = 0.2
+    normalize: bool = True
     crop_padding: int = 2
+    flip: bool = True
     whitening: bool = True
     autocast: str | None = "bf16"
     channels_last: bool = True
     tta: bool = True
     seed: int = 0
+    network: Callable[[], nn.Module] | None = None
 
     def as_dict(self) -> dict:
         """The settings as a plain dictionary (for printing or JSON)."""
@@ -139,11 +128,14 @@ class CifarRecipe:
 class CifarResult:
     """What :func:`train_cifar10` returns: the model, accuracies and timings.
 
-    ``test_acc`` lists the test accuracy after each evaluated epoch (with TTA when
-    the recipe asks for it); ``train_seconds`` counts training only, without the
+    ``test_acc`` lists the accuracy on the evaluated images after each evaluated
+    epoch (with TTA when the recipe asks for it) and ``test_acc_plain`` the last
+    one without TTA; ``train_seconds`` counts training only, without the
     evaluations; ``epoch_seconds`` is per epoch. ``reached_at`` is the training
     time at which the target accuracy was first reached (``None`` if never).
     ``steps`` counts the optimizer steps taken.
+
+    Introduced in chapter 09.
     """
 
     model: nn.Module
@@ -157,7 +149,7 @@ class CifarResult:
 
     @property
     def final_acc(self) -> float:
-        """The test accuracy after the last epoch."""
+        """The accuracy on the evaluated images after the last epoch."""
         return self.test_acc[-1] if self.test_acc else float("nan")
 
 
@@ -166,6 +158,8 @@ def build_optimizer(model: nn.Module, recipe: CifarRecipe) -> torch.optim.SGD:
 
     Only parameters that require gradients are optimised (CifarNet's BatchNorm
     scales and a frozen whitening layer are not).
+
+    Introduced in chapter 09.
     """
     norm_ids = {
         id(parameter)
@@ -190,10 +184,57 @@ def build_optimizer(model: nn.Module, recipe: CifarRecipe) -> torch.optim.SGD:
 def normalized_test_loader(
     images: torch.Tensor, labels: torch.Tensor, device: torch.device, batch_size: int = 1000
 ) -> TensorLoader:
-    """Batches of the test split, scaled to [0, 1] and normalised with CIFAR-10's statistics."""
+    """Batches of an evaluation split, scaled to [0, 1] and normalised with CIFAR-10's statistics.
+
+    Introduced in chapter 09.
+    """
     return TensorLoader(
         images, labels, batch_size=batch_size, transform=normalize, device=device, drop_last=False
     )
+
+
+def build_model(
+    recipe: CifarRecipe, train_images: torch.Tensor, device: torch.device
+) -> tuple[nn.Module, nn.Module]:
+    """The recipe's network on ``device``, and the model to train (autocast, channels-last).
+
+    Returns ``(net, model)``: ``net`` holds the parameters, ``model`` wraps it in
+    :class:`AutocastModel`. With ``recipe.whitening`` the first layer is set from
+    5,000 training images drawn at random and frozen.
+
+    Introduced in chapter 09.
+    """
+    torch.manual_seed(recipe.seed)
+    net = (recipe.network or (lambda: CifarNet(widths=recipe.widths)))().to(device)
+    if recipe.whitening:
+        if not isinstance(net, CifarNet):
+            raise ValueError(
+                f"whitening=True needs a CifarNet, got {type(net).__name__}; "
+                "set whitening=False for other networks."
+            )
+        # Patches from 5,000 images drawn at random: a split stored class by class (the
+        # offline JPEG copy) would otherwise give the whitening airplanes only.
+        chosen = torch.randperm(
+            len(train_images), generator=torch.Generator().manual_seed(recipe.seed)
+        )[:5000]
+        sample = train_images[chosen].to(device).float().div_(255)
+        net.init_whitening(normalize(sample) if recipe.normalize else sample)
+        net.whiten.weight.requires_grad_(False)
+    if recipe.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if recipe.autocast == "bf16" else None
+    return net, AutocastModel(net, dtype=dtype, channels_last=recipe.channels_last)
+
+
+def _check_recipe(recipe: CifarRecipe) -> None:
+    if recipe.epochs < 1:
+        raise ValueError(f"recipe.epochs must be at least 1, got {recipe.epochs}.")
+    if recipe.autocast not in (None, "bf16"):
+        raise ValueError(f"recipe.autocast must be 'bf16' or None, got {recipe.autocast!r}.")
+    if recipe.schedule not in ("one_cycle", "constant"):
+        raise ValueError(
+            f"recipe.schedule must be 'one_cycle' or 'constant', got {recipe.schedule!r}."
+        )
 
 
 def train_cifar10(
@@ -208,107 +249,76 @@ def train_cifar10(
     progress: bool = True,
     max_steps: int | None = None,
 ) -> CifarResult:
-    """Train a :class:`CifarNet` with ``recipe`` on uint8 tensors; return a :class:`CifarResult`.
+    """Train the recipe's network on uint8 tensors; return a :class:`CifarResult`.
 
     Images are ``uint8 (N, 3, 32, 32)`` as from :func:`cnnbook.data.load_tensors`.
-    The test split is evaluated after the last epoch, or after every epoch when
-    ``eval_every_epoch`` (or ``target_acc``) is set; with ``target_acc`` training
-    stops at the first evaluation that reaches it. Evaluation time is not counted
-    in ``train_seconds``. ``max_steps`` stops training after that many optimizer
-    steps (the learning-rate schedule keeps the full run's length) and then
-    evaluates: a quick check that a configuration runs, not a way to train.
+    The "test" images are the ones evaluated: in the chapter, the validation
+    split. They are evaluated after the last epoch, or after every epoch when
+    ``eval_every_epoch`` (or ``target_acc``) is set; with ``target_acc``
+    training stops at the first evaluation that reaches it. Evaluation time is
+    not counted in ``train_seconds``. ``max_steps`` stops training after that
+    many optimizer steps (the learning-rate schedule keeps the full run's
+    length) and then evaluates: a quick check that a configuration runs, not a
+    way to train. Training is :func:`cnnbook.train.fit`.
+
+    Introduced in chapter 09.
     """
-    if recipe.epochs < 1:
-        raise ValueError(f"recipe.epochs must be at least 1, got {recipe.epochs}.")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be at least 1 (or None for no limit), got {max_steps}.")
-    if recipe.autocast not in (None, "bf16"):
-        raise ValueError(f"recipe.autocast must be 'bf16' or None, got {recipe.autocast!r}.")
+    _check_recipe(recipe)
     generator = torch.Generator().manual_seed(recipe.seed)
-    torch.manual_seed(recipe.seed)
-    net = CifarNet(widths=recipe.widths).to(device)
-    if recipe.whitening:
-        # Patches from 5,000 images drawn at random: a split stored class by class (the
-        # offline JPEG copy) would otherwise give the whitening airplanes only.
-        chosen = torch.randperm(
-            len(train_images), generator=torch.Generator().manual_seed(recipe.seed)
-        )[:5000]
-        sample = train_images[chosen].to(device).float().div_(255)
-        net.init_whitening(normalize(sample))
-        net.whiten.weight.requires_grad_(False)
-    if recipe.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    dtype = torch.bfloat16 if recipe.autocast == "bf16" else None
-    model = AutocastModel(net, dtype=dtype, channels_last=recipe.channels_last)
-    augment = BatchAugment(crop_padding=recipe.crop_padding, flip=True, generator=generator)
+    net, model = build_model(recipe, train_images, device)
+    mean, std = (CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize else (None, None)
+    augment = BatchAugment(recipe.crop_padding, recipe.flip, mean, std, generator=generator)
     train_loader = TensorLoader(
-        train_images,
-        train_labels,
-        batch_size=recipe.batch_size,
-        shuffle=True,
-        transform=augment,
-        device=device,
-        generator=generator,
-        drop_last=True,
-    )
-    test_loader = normalized_test_loader(test_images, test_labels, device)
+        train_images, train_labels, recipe.batch_size, shuffle=True, transform=augment,
+        device=device, generator=generator, drop_last=True,
+    )  # fmt: skip
+    test_loader = TensorLoader(
+        test_images, test_labels, batch_size=1000, device=device,
+        transform=normalize if recipe.normalize else None,
+    )  # fmt: skip
     optimizer = build_optimizer(net, recipe)
     total_steps = recipe.epochs * len(train_loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
+    cycle = one_cycle(total_steps)
+    if recipe.schedule == "constant":
+        average = sum(cycle(step) for step in range(total_steps)) / total_steps
+        cycle = lambda step: average  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cycle)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    result = CifarResult(model=model)
-    evaluate_each = eval_every_epoch or target_acc is not None
-    for epoch in range(1, recipe.epochs + 1):
-        loader = (
-            train_loader
-            if max_steps is None
-            else _FirstBatches(train_loader, max_steps - result.steps)
-        )
-        start = time.perf_counter()
-        train_one_epoch(
-            model, loader, optimizer, loss_fn, device, scheduler,
-            description=f"epoch {epoch}/{recipe.epochs}", progress=progress,
-        )  # fmt: skip
-        synchronize(device)
-        seconds = time.perf_counter() - start
-        result.epoch_seconds.append(seconds)
-        result.train_seconds += seconds
-        result.epochs = epoch
-        result.steps += len(loader)
-        out_of_steps = max_steps is not None and result.steps >= max_steps
-        if evaluate_each or epoch == recipe.epochs or out_of_steps:
-            logits, targets = predict_tta(model, test_loader, flip=recipe.tta, device=device)
-            result.test_acc.append(accuracy(logits, targets))
-            if target_acc is not None and result.test_acc[-1] >= target_acc:
-                result.reached_at = result.train_seconds
-                break
-        if out_of_steps:
-            break
-    logits, targets = predict_tta(model, test_loader, flip=False, device=device)
-    result.test_acc_plain = accuracy(logits, targets)
-    return result
+    history = fit(
+        model, train_loader, test_loader, optimizer, recipe.epochs, loss_fn, device, scheduler,
+        progress, flip=recipe.tta, evaluate_every_epoch=eval_every_epoch, target_acc=target_acc,
+        max_steps=max_steps,
+    )  # fmt: skip
+    return CifarResult(
+        model=model,
+        test_acc=history.test_acc,
+        test_acc_plain=evaluate(model, test_loader, device=device)[1],
+        epoch_seconds=history.epoch_seconds,
+        train_seconds=history.train_seconds,
+        epochs=history.epochs,
+        reached_at=history.reached_at,
+        steps=history.steps,
+    )
 
 
 def describe_recipe(recipe: CifarRecipe) -> str:
-    """One line naming the recipe's main settings."""
-    return (
-        f"CifarNet{recipe.widths}, {recipe.epochs} epochs, batch {recipe.batch_size}, "
-        f"one-cycle SGD (peak lr {recipe.lr * recipe.batch_size / 1024:g}), "
-        f"label smoothing {recipe.label_smoothing}, crop±{recipe.crop_padding}+flip, "
-        f"whitening={recipe.whitening}, autocast={recipe.autocast}, TTA={recipe.tta}"
+    """One line naming the recipe's main settings.
+
+    Introduced in chapter 09.
+    """
+    network = recipe.network.__name__ if recipe.network else f"CifarNet{recipe.widths}"
+    augmentation = " + ".join(
+        name
+        for name, used in (
+            (f"crop±{recipe.crop_padding}", recipe.crop_padding),
+            ("flip", recipe.flip),
+        )
+        if used
     )
-
-
-__all__ = [
-    "CIFAR10_MEAN",
-    "CIFAR10_STD",
-    "AutocastModel",
-    "CifarRecipe",
-    "CifarResult",
-    "build_optimizer",
-    "describe_recipe",
-    "normalized_test_loader",
-    "one_cycle",
-    "synchronize",
-    "train_cifar10",
-]
+    return (
+        f"{network}, {recipe.epochs} epochs, batch {recipe.batch_size}, "
+        f"{recipe.schedule.replace('_', '-')} SGD (peak lr {recipe.lr * recipe.batch_size / 1024:g}), "
+        f"label smoothing {recipe.label_smoothing}, augmentation: {augmentation or 'none'}, "
+        f"normalize={recipe.normalize}, whitening={recipe.whitening}, "
+        f"autocast={recipe.autocast}, TTA={recipe.tta}"
+    )

@@ -49,6 +49,8 @@ def conv_output_size(
     ``L_out = floor((L_in + 2*padding - dilation*(kernel_size - 1) - 1) / stride + 1)``.
     Raises ``ValueError`` naming the argument when the arguments are invalid or
     the dilated kernel does not fit in the padded input.
+
+    Introduced in chapter 02.
     """
     _check_positive("length", length)
     _check_positive("kernel_size", kernel_size)
@@ -84,6 +86,8 @@ def pool_output_size(
     shorter than the (dilated) kernel that the floor rule refuses: length 2 with
     kernel 3 and stride 2 gives 1. Raises ``ValueError`` exactly where PyTorch
     refuses, saying what was wrong and how to fix it.
+
+    Introduced in chapter 04.
     """
     stride = kernel_size if stride is None else stride
     _check_positive("length", length)
@@ -207,6 +211,8 @@ def im2col(
     and ``dilation`` are ints or (height, width) pairs; the padding is filled
     with ``pad_value`` (max pooling pads with ``-inf``). The output size follows
     ``conv_output_size``, which raises ``ValueError`` when the kernel does not fit.
+
+    Introduced in chapter 02.
     """
     input_data = _check_input("input_data", input_data)
     _check_positive("kernel_h", kernel_h)
@@ -246,6 +252,8 @@ def col2im(
     padding are dropped. This is exactly what backpropagation through
     ``im2col`` needs (the gradient of a pixel is the sum over every patch that
     used it). ``input_shape`` is the shape of the array given to ``im2col``.
+
+    Introduced in chapter 03.
     """
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}.")
@@ -321,6 +329,8 @@ def conv2d_naive(
     As in PyTorch, ``padding`` may also be ``"same"`` or ``"valid"`` and ``input``
     may be a single unbatched (C_in, H, W) image. Invalid shapes or arguments
     raise ``ValueError`` naming the argument.
+
+    Introduced in chapter 02.
     """
     input, weight, bias, unbatched = _check_conv_args(input, weight, bias, groups)
     c_out, c_per_group, kh, kw = weight.shape
@@ -366,6 +376,8 @@ def conv2d_im2col(
     but every patch is first unfolded into a row by ``im2col`` so that all
     multiply-adds happen in one call to the BLAS matrix multiply. With
     ``groups > 1`` each group of channels gets its own product.
+
+    Introduced in chapter 02.
     """
     input, weight, bias, unbatched = _check_conv_args(input, weight, bias, groups)
     c_out, c_per_group, kh, kw = weight.shape
@@ -447,6 +459,8 @@ def max_pool2d(
     H*W input plane (the first maximum when there are ties). A dilated window
     that lies wholly in the padding gives ``-inf`` as in PyTorch, with index -1.
     A single unbatched (C, H, W) input gives an unbatched result.
+
+    Introduced in chapter 04.
     """
     input, unbatched = _check_pool_input(input)
     n, c, h, w = input.shape
@@ -489,6 +503,8 @@ def avg_pool2d(
     over the cells it really covers. ``divisor_override`` (a nonzero int) replaces
     every divisor, so ``divisor_override=1`` gives window sums. A single
     unbatched (C, H, W) input gives an unbatched result.
+
+    Introduced in chapter 04.
     """
     input, unbatched = _check_pool_input(input)
     if divisor_override is not None and (

@@ -8,7 +8,8 @@ there (MNIST in ``<root>/MNIST/raw/``; CIFAR-10 as the official
 ``<root>/cifar10-jpeg/{train,test}/<class>/*.jpg``); each function says which
 source it used, and raises :class:`DatasetUnavailableError` when there is none.
 
-For fast training, :func:`load_tensors` returns a whole split as one ``uint8``
+The per-channel statistics (``MNIST_MEAN``, ``CIFAR10_STD``, ...) and
+:func:`normalize` standardise the pixels. For fast training, :func:`load_tensors` returns a whole split as one ``uint8``
 tensor of shape ``(N, C, H, W)`` plus ``int64`` labels, and :class:`TensorLoader`
 iterates over such tensors in batches, on the GPU when there is one.
 """
@@ -19,7 +20,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -37,6 +38,26 @@ CIFAR10_CLASSES: list[str] = [
 ]  # fmt: skip
 CIFAR10_JPEG_FOLDER = "cifar10-jpeg"
 
+# The files of each layout in the README's table (the official names).
+MNIST_FILES: tuple[str, ...] = tuple(
+    f"{split}-{kind}-ubyte"
+    for split in ("train", "t10k")
+    for kind in ("images-idx3", "labels-idx1")
+)
+CIFAR10_FILES: tuple[str, ...] = (
+    *(f"data_batch_{i}" for i in range(1, 6)),
+    "test_batch",
+    "batches.meta",
+)
+
+# Per-channel mean and standard deviation of the training images, for pixels in [0, 1]:
+# the values commonly quoted (pytorch/examples mnist/main.py; CIFAR-10 tutorials), which
+# chapters 06 and 09 recompute from the data.
+MNIST_MEAN: tuple[float] = (0.1307,)
+MNIST_STD: tuple[float] = (0.3081,)
+CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
 _SPLIT_SIZES = {
     ("mnist", True): 60_000,
     ("mnist", False): 10_000,
@@ -47,11 +68,17 @@ _IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 class DatasetUnavailableError(RuntimeError):
-    """A dataset is neither on disk nor downloadable; the message says how to fix it."""
+    """A dataset is neither on disk nor downloadable; the message says how to fix it.
+
+    Introduced in chapter 01.
+    """
 
 
 class DatasetCorruptError(RuntimeError):
-    """A dataset copy on disk is incomplete or malformed; the message names the file."""
+    """A dataset copy on disk is incomplete or malformed; the message names the file.
+
+    Introduced in chapter 01.
+    """
 
 
 def data_root() -> Path:
@@ -59,6 +86,8 @@ def data_root() -> Path:
 
     The default, ``~/.cache/cnnbook/data``, keeps downloads out of the
     repository and shared between notebooks.
+
+    Introduced in chapter 01.
     """
     value = os.environ.get(ENV_VAR, "").strip()
     return Path(value).expanduser() if value else DEFAULT_ROOT.expanduser()
@@ -112,12 +141,12 @@ def mnist(
     and downloaded there when missing and ``download`` is true. A missing copy
     that cannot be downloaded raises :class:`DatasetUnavailableError`; a copy of
     the wrong size raises :class:`DatasetCorruptError` naming the folder.
+
+    Introduced in chapter 01.
     """
     root = Path(root).expanduser() if root is not None else data_root()
     raw = root / "MNIST" / "raw"
-    probe = datasets.MNIST.__new__(datasets.MNIST)
-    probe.root = str(root)
-    if not probe._check_exists():
+    if not all((raw / name).is_file() for name in MNIST_FILES):
         if not download:
             raise DatasetUnavailableError(
                 f"MNIST is not in {raw} and download=False. Pass download=True while online, "
@@ -167,16 +196,23 @@ def cifar10(
     ``torchvision.datasets.ImageFolder``. The source used is stored as
     ``dataset.cnnbook_source`` and printed when ``verbose``. Labels are the
     indices of :data:`CIFAR10_CLASSES` in both cases.
+
+    Introduced in chapter 01.
     """
     root = Path(root).expanduser() if root is not None else data_root()
     official = root / "cifar-10-batches-py"
-    probe = datasets.CIFAR10.__new__(datasets.CIFAR10)
-    probe.root = str(root)
     dataset: Dataset | None = None
     where = official
     download_error: BaseException | None = None
-    if probe._check_integrity():
-        dataset = datasets.CIFAR10(root, train=train, transform=transform, download=False)
+    if all((official / name).is_file() for name in CIFAR10_FILES):
+        try:  # torchvision checks every file's MD5 sum
+            dataset = datasets.CIFAR10(root, train=train, transform=transform, download=False)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise DatasetCorruptError(
+                f"The CIFAR-10 files in {official} could not be read ({error}). They are "
+                "probably truncated or not the official files; delete the folder and run again "
+                "online to download them."
+            ) from error
         source = "official files (cifar-10-batches-py in the data root)"
     else:
         folder = root / CIFAR10_JPEG_FOLDER / _split(train)
@@ -233,7 +269,10 @@ def _cifar10_image_folder(
 
 
 def dataset_source(dataset: Dataset) -> str:
-    """Where a dataset returned by :func:`mnist` or :func:`cifar10` came from."""
+    """Where a dataset returned by :func:`mnist` or :func:`cifar10` came from.
+
+    Introduced in chapter 01.
+    """
     return getattr(dataset, "cnnbook_source", "unknown source")
 
 
@@ -355,6 +394,8 @@ def load_tensors(
     atomically and records the folder it came from; a cache that is unreadable,
     inconsistent or from another copy is rebuilt, with one printed line saying why.
     A JPEG that cannot be decoded raises :class:`DatasetCorruptError` naming it.
+
+    Introduced in chapter 01.
     """
     if name not in _IMAGE_SHAPES:
         raise ValueError(f"load_tensors() knows 'mnist' and 'cifar10', not {name!r}.")
@@ -397,6 +438,8 @@ def random_subset(
     Use it instead of ``images[:count]`` for a quick run on part of a split:
     the offline CIFAR-10 JPEG copy is stored class by class, so its first
     5,000 training images are all airplanes.
+
+    Introduced in chapter 09.
     """
     if not 0 < count <= len(images):
         raise ValueError(
@@ -419,6 +462,8 @@ def validation_split(
     the validation accuracy is not skewed by an unlucky class mix. Choices between
     settings and epoch counts are made on the validation part; the test split is
     used once, for the final number. Both parts keep the original order.
+
+    Introduced in chapter 06.
     """
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels; they must match.")
@@ -441,6 +486,41 @@ def validation_split(
     return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
 
 
+def normalize(
+    images: torch.Tensor,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
+) -> torch.Tensor:
+    """Standardise each channel of a float batch (N, C, H, W): ``(images - mean) / std``.
+
+    ``mean`` and ``std`` have one value per channel, in the units of ``images``
+    (the defaults are CIFAR-10's statistics for pixels scaled to [0, 1]; for
+    MNIST pass ``MNIST_MEAN, MNIST_STD``). Introduced in chapter 06.
+    """
+    if images.dim() != 4:
+        raise ValueError(
+            f"normalize() expects a batch of shape (N, C, H, W), got {tuple(images.shape)}; "
+            "add a batch dimension with images.unsqueeze(0)."
+        )
+    if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+        raise ValueError(
+            f"mean and std need one value per channel ({images.shape[1]}), "
+            f"got {len(mean)} and {len(std)}."
+        )
+    shape = (1, -1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
+    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
+    return (images - mean_t) / std_t
+
+
+def normalize_mnist(images: torch.Tensor) -> torch.Tensor:
+    """:func:`normalize` with MNIST's statistics: a ``transform`` for MNIST loaders.
+
+    Introduced in chapter 08.
+    """
+    return normalize(images, MNIST_MEAN, MNIST_STD)
+
+
 class TensorLoader:
     """Batches from in-memory tensors: the fast alternative to a per-image ``DataLoader``.
 
@@ -449,6 +529,8 @@ class TensorLoader:
     ``transform`` (for example ``torchvision.transforms.v2.Normalize`` or a batch
     augmentation), which sees the whole batch at once. Shuffling uses
     ``generator`` so that a seeded run is reproducible.
+
+    Introduced in chapter 01.
     """
 
     def __init__(

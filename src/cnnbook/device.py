@@ -59,6 +59,8 @@ def get_device() -> torch.device:
     (Colab, a workstation), then Apple silicon, then the CPU. A value in
     ``CNNBOOK_DEVICE`` that is unknown or names a device this machine lacks raises
     an error that says which value was wrong and what to use instead.
+
+    Introduced in chapter 01.
     """
     override = os.environ.get(ENV_VAR, "").strip()
     if override:
@@ -71,7 +73,10 @@ def get_device() -> torch.device:
 
 
 def describe_device(device: torch.device | str | None = None) -> str:
-    """One line saying what ``device`` is: the GPU's name, or the CPU and its thread count."""
+    """One line saying what ``device`` is: the GPU's name, or the CPU and its thread count.
+
+    Introduced in chapter 01.
+    """
     device = get_device() if device is None else torch.device(device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -80,3 +85,16 @@ def describe_device(device: torch.device | str | None = None) -> str:
         return "mps (Apple silicon GPU)"
     threads = torch.get_num_threads()
     return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work, so that a timer reads true time.
+
+    GPUs run kernels asynchronously: without this, a timer stopped after a
+    training loop measures how fast work was queued, not how fast it ran. On
+    the CPU there is nothing to wait for. Introduced in chapter 09.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -31,6 +31,8 @@ class TutorialCNN(nn.Module):
     (18, 32, 32) → (18, 16, 16) → 4608 → 64 → 10. It is the network of
     tutorialspoint's PyTorch CNN tutorial, not the one of the official PyTorch
     tutorial "Training a classifier" (that is :class:`PyTorchTutorialNet`).
+
+    Introduced in chapter 05.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -54,6 +56,8 @@ class MnistCNN(nn.Module):
     conv(1→32, 3, padding 1) → ReLU → MaxPool(2) → conv(32→64, 3, padding 1)
     → ReLU → MaxPool(2) → ``Linear(7*7*64, 10)``. Sizes: (1, 28, 28) →
     (32, 14, 14) → (64, 7, 7) → 3136 → 10.
+
+    Introduced in chapter 05.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -80,6 +84,8 @@ class MnistBNCNN(nn.Module):
     Sizes: (1, 28, 28) → (16, 14, 14) → (32, 7, 7) → (64, 3, 3) → 576 → 10. About
     half the multiply-adds of :class:`MnistCNN` per image and 29,178 parameters;
     BatchNorm lets it train with the large learning rates of a one-cycle schedule.
+
+    Introduced in chapter 06.
     """
 
     def __init__(
@@ -119,6 +125,8 @@ class LeNet5(nn.Module):
     → tanh → ``Linear(84, 10)``. ``variant="modern"`` uses ReLU and
     ``MaxPool2d(2)`` instead. Both have 61,706 parameters. ``activation`` overrides
     the classic activation (``"tanh"`` or ``"sigmoid"``).
+
+    Introduced in chapter 08.
     """
 
     VARIANTS = ("classic", "modern")
@@ -163,6 +171,8 @@ class AlexNet(nn.Module):
     first two convolutions, and ``groups=2`` in conv2, conv4 and conv5 where the
     two GPUs did not exchange data (60,965,224 parameters). Both use overlapping
     max pooling (3x3, stride 2) and dropout before the first two Linear layers.
+
+    Introduced in chapter 08.
     """
 
     VARIANTS = ("torchvision", "original")
@@ -225,6 +235,8 @@ class MiniAlexNet(nn.Module):
     96-384 filters: the input is 64 times smaller and the budget a laptop CPU.
     Sizes for 1x28x28: 28 → 13 → 6 → 2, so the classifier sees ``32*width*2*2``
     features; ``image_size=32`` gives 32 → 15 → 7 → 3.
+
+    Introduced in chapter 08.
     """
 
     def __init__(
@@ -293,6 +305,8 @@ class PyTorchTutorialNet(nn.Module):
     400 → 120 → 84 → 10; 62,006 parameters. The tutorial trains it with
     ``CrossEntropyLoss`` and SGD (lr 0.001, momentum 0.9) on batches of 4 for two
     epochs, with inputs normalised by mean 0.5 and std 0.5 per channel.
+
+    Introduced in chapter 09.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -321,6 +335,8 @@ class TutorialBNCNN(nn.Module):
     → flatten → ``Linear(4608, 64)`` → ``BatchNorm1d(64)`` → ReLU → ``Linear(64, 10)``.
     The convolution and the hidden layer drop their biases, which BatchNorm's
     shift makes redundant.
+
+    Introduced in chapter 09.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -346,6 +362,8 @@ class CifarConvGroup(nn.Sequential):
     BatchNorm and activation, which saves work. The BatchNorm layers keep their
     scale fixed at 1 (only the shift is learned) and use ``momentum`` for their
     running statistics, as in airbench.
+
+    Introduced in chapter 09.
     """
 
     def __init__(self, in_channels: int, out_channels: int, momentum: float = 0.4) -> None:
@@ -374,6 +392,8 @@ class CifarNet(nn.Module):
     ``Linear(widths[-1], num_classes)`` without bias whose output is multiplied
     by ``logit_scale``. airbench94 uses ``widths=(64, 256, 256)``; a CPU wants
     smaller ones. :meth:`init_whitening` sets the first layer from the data.
+
+    Introduced in chapter 09.
     """
 
     def __init__(
@@ -446,6 +466,8 @@ class CharRNN(nn.Module):
     at every step, and the final hidden state (for an LSTM the pair ``(h_n, c_n)``),
     each of shape (num_layers, N, hidden_size). ``cell`` is ``"rnn"``, ``"lstm"``
     or ``"gru"``; the layers are ``batch_first``.
+
+    Introduced in chapter 12.
     """
 
     CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

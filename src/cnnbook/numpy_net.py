@@ -6,7 +6,7 @@ output (``dout``) into the gradient with respect to its input, storing the
 gradients of its own parameters (``dW``, ``db``) on the way. ``Convolution``
 and ``Pooling`` reuse :func:`cnnbook.conv.im2col` and :func:`cnnbook.conv.col2im`.
 :class:`SimpleConvNet` chains them; :func:`numerical_gradient` checks them;
-:class:`SGD` and :class:`Adam` update the parameters.
+:class:`Adam` updates the parameters.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ Params = dict[str, np.ndarray]
 
 
 class Relu:
-    """``max(0, x)``; the backward pass lets the gradient through where the input was positive."""
+    """``max(0, x)``; the backward pass lets the gradient through where the input was positive.
+
+    Introduced in chapter 07.
+    """
 
     def __init__(self) -> None:
         self.mask: np.ndarray | None = None
@@ -41,6 +44,8 @@ class Affine:
     ``W`` has shape (in_features, out_features), the transpose of ``nn.Linear.weight``.
     Backward: ``dx = dout @ W.T`` (reshaped like the input), ``dW = x.T @ dout``,
     ``db = dout.sum(axis=0)``.
+
+    Introduced in chapter 07.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
@@ -78,6 +83,8 @@ class Convolution:
     Backward: ``db`` sums ``dout`` over images and positions, ``dW = col.T @ dout``,
     and the input gradient ``dcol = dout @ W_col.T`` is folded back by
     :func:`col2im`, which adds the contributions of overlapping patches.
+
+    Introduced in chapter 07.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0) -> None:
@@ -123,6 +130,8 @@ class Pooling:
     Windows of ``kernel_size`` x ``kernel_size`` move by ``stride`` (default:
     ``kernel_size``). Forward keeps the ``argmax`` of every window; backward puts
     ``dout`` there, zeros elsewhere, and :func:`col2im` folds the windows back.
+
+    Introduced in chapter 07.
     """
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
@@ -157,14 +166,20 @@ class Pooling:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of scores (N, C), computed stably by subtracting each row's maximum."""
+    """Row-wise softmax of scores (N, C), computed stably by subtracting each row's maximum.
+
+    Introduced in chapter 07.
+    """
     shifted = x - x.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
-    """Mean cross-entropy of probabilities ``y`` (N, C) and labels ``t`` (N,) or one-hot (N, C)."""
+    """Mean cross-entropy of probabilities ``y`` (N, C) and labels ``t`` (N,) or one-hot (N, C).
+
+    Introduced in chapter 07.
+    """
     if t.ndim == y.ndim:
         t = t.argmax(axis=-1)
     n = y.shape[0]
@@ -172,7 +187,10 @@ def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
 
 
 class SoftmaxWithLoss:
-    """Softmax followed by the mean cross-entropy; its backward pass is ``(y - one_hot(t)) / N``."""
+    """Softmax followed by the mean cross-entropy; its backward pass is ``(y - one_hot(t)) / N``.
+
+    Introduced in chapter 07.
+    """
 
     def __init__(self) -> None:
         self.y: np.ndarray | None = None
@@ -201,6 +219,8 @@ class SimpleConvNet:
     the Gaussian initial weights (0.01 as in the book) or ``"he"`` for He
     initialisation, ``sqrt(2 / fan_in)`` per layer. Biases start at zero.
     ``params`` holds ``W1, b1`` (convolution), ``W2, b2`` and ``W3, b3`` (affine).
+
+    Introduced in chapter 07.
     """
 
     def __init__(
@@ -299,6 +319,8 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
     network), which is changed in place by ``±h`` and restored after each
     entry: ``(f(x + h) - f(x - h)) / (2h)``. The error is of order ``h**2``, so use
     float64 arrays for checks; in float32 rounding dominates.
+
+    Introduced in chapter 07.
     """
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
@@ -316,22 +338,12 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """``||a - b|| / (||a|| + ||b||)``: 0 for equal arrays, about 1 for unrelated ones."""
+    """``||a - b|| / (||a|| + ||b||)``: 0 for equal arrays, about 1 for unrelated ones.
+
+    Introduced in chapter 07.
+    """
     denominator = np.linalg.norm(a) + np.linalg.norm(b)
     return float(np.linalg.norm(a - b) / denominator) if denominator > 0 else 0.0
-
-
-class SGD:
-    """Plain stochastic gradient descent: ``param -= lr * grad``, in place."""
-
-    def __init__(self, lr: float = 0.01) -> None:
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}.")
-        self.lr = lr
-
-    def update(self, params: Params, grads: Params) -> None:
-        for key in params:
-            params[key] -= self.lr * grads[key]
 
 
 class Adam:
@@ -341,6 +353,8 @@ class Adam:
     ``lr * m_hat / (sqrt(v_hat) + eps)`` with the bias-corrected ``m_hat``,
     ``v_hat``. Parameters are updated in place, so the layers that share the
     arrays see the new values.
+
+    Introduced in chapter 07.
     """
 
     def __init__(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,6 +40,8 @@ def show_images(
     ``images`` is a batch ``(N, C, H, W)`` (uint8 0..255 or float 0..1) or a
     list of images. With ``predictions``, a title reads ``true → predicted`` and
     is red where they differ. Returns the figure so a notebook can show or save it.
+
+    Introduced in chapter 01.
     """
     count = len(images)
     if count == 0:
@@ -78,7 +80,10 @@ def show_images(
 
 
 def plot_history(history: History, title: str | None = None) -> Figure:
-    """Loss and accuracy per epoch, training and test, side by side."""
+    """Loss and accuracy per epoch, training and test, side by side.
+
+    Introduced in chapter 06.
+    """
     epochs = np.arange(1, history.epochs + 1)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
     loss_ax.plot(epochs, history.train_loss, "o-", label="train")
@@ -99,44 +104,48 @@ def plot_history(history: History, title: str | None = None) -> Figure:
 
 
 def plot_batch_loss(
-    history: History, smoothing: int = 20, title: str = "Training loss per batch"
+    history: History | Mapping[str, History],
+    smoothing: int = 20,
+    title: str = "Training loss per batch",
+    log_scale: bool = False,
 ) -> Figure:
-    """Every batch's training loss, with a moving average over ``smoothing`` batches."""
-    losses = np.asarray(history.batch_loss, dtype=float)
-    if losses.size == 0:
-        raise ValueError("The history has no batch losses; it must come from fit().")
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    steps = np.arange(1, losses.size + 1)
-    ax.plot(steps, losses, alpha=0.35, label="batch")
-    window = max(1, min(smoothing, losses.size))
-    average = np.convolve(losses, np.ones(window) / window, mode="valid")
-    ax.plot(steps[window - 1 :], average, label=f"mean of last {window}")
-    ax.set(xlabel="batch", ylabel="loss", title=title)
+    """Every batch's training loss, with a moving average over ``smoothing`` batches.
+
+    Given a mapping from names to histories instead of one history, draws each
+    run in its own colour on the same axes (its batches faint, its average
+    labelled with its name), to compare runs, as chapter 06 compares two
+    recipes. ``log_scale`` puts the loss on a logarithmic axis, where late,
+    small losses stay readable. Introduced in chapter 06.
+    """
+    runs = {"": history} if isinstance(history, History) else dict(history)
+    if not runs or any(len(run.batch_loss) == 0 for run in runs.values()):
+        raise ValueError("A history has no batch losses; it must come from fit().")
+    fig, ax = plt.subplots(figsize=(6, 3.2) if len(runs) == 1 else (7, 3.2))
+    for name, run in runs.items():
+        losses = np.asarray(run.batch_loss, dtype=float)
+        steps = np.arange(1, losses.size + 1)
+        window = max(1, min(smoothing, losses.size))
+        average = np.convolve(losses, np.ones(window) / window, mode="valid")
+        if name:  # one colour per run: its batches faint, its average named
+            (batches,) = ax.plot(steps, losses, alpha=0.2, linewidth=0.6)
+            ax.plot(steps[window - 1 :], average, color=batches.get_color(), label=name)
+        else:
+            ax.plot(steps, losses, alpha=0.35, label="batch")
+            ax.plot(steps[window - 1 :], average, label=f"mean of last {window}")
+    ax.set(xlabel="batch", ylabel="loss", title=title, yscale="log" if log_scale else "linear")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def confusion_matrix(
-    predictions: torch.Tensor, targets: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """Counts ``matrix[true, predicted]`` as an ``int64`` tensor of shape (classes, classes)."""
-    predictions, targets = predictions.reshape(-1).cpu().long(), targets.reshape(-1).cpu().long()
-    if predictions.shape != targets.shape:
-        raise ValueError(
-            f"{predictions.numel()} predictions but {targets.numel()} targets; they must match."
-        )
-    flat = targets * num_classes + predictions
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
-
-
 def plot_confusion_matrix(
     matrix: torch.Tensor, class_names: Sequence[str], title: str = "Confusion matrix"
 ) -> Figure:
-    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts."""
+    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts.
+
+    Introduced in chapter 06.
+    """
     counts = matrix.cpu().numpy()
     size = max(4.0, 0.55 * len(class_names) + 1.5)
     fig, ax = plt.subplots(figsize=(size + 1, size))

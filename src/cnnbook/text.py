@@ -3,8 +3,8 @@
 A vocabulary is a plain list of characters in sorted order, so that the same
 text gives the same indices in every Python process (``list(set(text))`` does
 not: string hashing is randomised per process). :func:`encode` and
-:func:`decode` translate between text and index tensors, :func:`one_hot` turns
-indices into the vectors an ``nn.RNN`` reads, :func:`sliding_windows` cuts a
+:func:`decode` translate between text and index tensors (``nn.functional.one_hot``
+turns indices into the vectors an ``nn.RNN`` reads), :func:`sliding_windows` cuts a
 long text into (input, target) pairs shifted by one character, and
 :func:`sample_text` lets a trained character model write.
 """
@@ -23,6 +23,8 @@ def build_vocab(text: str) -> list[str]:
     Sorting makes the order (and so every index, one-hot vector and trained
     weight) the same in every run; ``list(set(text))`` would change with the
     process's string-hash seed.
+
+    Introduced in chapter 13.
     """
     if not isinstance(text, str):
         raise ValueError(
@@ -38,6 +40,8 @@ def char_to_index(vocab: Sequence[str]) -> dict[str, int]:
 
     Raises ``ValueError`` if a character appears twice, since two indices for one
     character would make decoding ambiguous.
+
+    Introduced in chapter 12.
     """
     mapping = {c: i for i, c in enumerate(vocab)}
     if len(mapping) != len(vocab):
@@ -57,6 +61,8 @@ def encode(text: str, vocab: Sequence[str] | Mapping[str, int]) -> torch.Tensor:
 
     ``vocab`` is a vocabulary list or a ``char_to_index`` dictionary. A character
     outside the vocabulary raises a ``ValueError`` that names it.
+
+    Introduced in chapter 12.
     """
     mapping = _as_mapping(vocab)
     unknown = sorted({c for c in text if c not in mapping})
@@ -73,6 +79,8 @@ def decode(indices: torch.Tensor | Sequence[int], vocab: Sequence[str]) -> str:
 
     ``indices`` is a 1-D tensor or a sequence of ints; an index outside
     ``range(len(vocab))`` raises a ``ValueError``.
+
+    Introduced in chapter 12.
     """
     values = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
     if values and isinstance(values[0], list):
@@ -85,24 +93,6 @@ def decode(indices: torch.Tensor | Sequence[int], vocab: Sequence[str]) -> str:
     return "".join(vocab[int(i)] for i in values)
 
 
-def one_hot(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Return float32 one-hot vectors: shape ``indices.shape + (num_classes,)``.
-
-    Row ``i`` of the identity matrix ``torch.eye(num_classes)`` is the vector of
-    class ``i``, so indexing the identity with the indices does the encoding
-    (the same as ``np.eye(num_classes)[indices]``).
-    """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
-    indices = torch.as_tensor(indices, dtype=torch.long)
-    if indices.numel() and (indices.min() < 0 or indices.max() >= num_classes):
-        raise ValueError(
-            f"indices must lie in [0, {num_classes - 1}] for num_classes={num_classes}, "
-            f"got values from {indices.min().item()} to {indices.max().item()}."
-        )
-    return torch.eye(num_classes, device=indices.device)[indices]
-
-
 def sliding_windows(text: str, length: int, stride: int = 1) -> list[tuple[str, str]]:
     """Cut ``text`` into (input, target) pairs of ``length`` characters, the target shifted by one.
 
@@ -110,6 +100,8 @@ def sliding_windows(text: str, length: int, stride: int = 1) -> list[tuple[str, 
     ``text[s + 1:s + length + 1]``, so the model learns to predict each next
     character. A text of ``n`` characters gives ``(n - length - 1) // stride + 1``
     windows.
+
+    Introduced in chapter 13.
     """
     if length < 1:
         raise ValueError(f"length must be at least 1, got {length}.")
@@ -132,6 +124,8 @@ def windows_to_tensors(
     """Encode (input, target) windows as two ``int64`` tensors of shape (N, L).
 
     All windows must have the same length (those of :func:`sliding_windows` do).
+
+    Introduced in chapter 13.
     """
     if not windows:
         raise ValueError("windows is empty; sliding_windows() of a longer text gives some.")
@@ -159,6 +153,8 @@ def sample_text(
     character is drawn from ``softmax(logits / temperature)`` with ``generator``
     (seed it for a repeatable text); ``temperature=0`` takes the most likely
     character instead.
+
+    Introduced in chapter 13.
     """
     if length < 0:
         raise ValueError(f"length must be non-negative, got {length}.")

@@ -8,11 +8,12 @@ They accept any iterable of ``(inputs, targets)`` batches with a length: a
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -25,11 +26,14 @@ from torch import nn
 warnings.filterwarnings("ignore", message="IProgress not found")
 from tqdm.auto import tqdm  # noqa: E402
 
-from .device import get_device  # noqa: E402
+from .device import get_device, synchronize  # noqa: E402
 
 
 class BatchIterable(Protocol):
-    """What the loops need from a loader: iteration over batches and a length."""
+    """What the loops need from a loader: iteration over batches and a length.
+
+    Introduced in chapter 05.
+    """
 
     def __iter__(self) -> Any: ...  # pragma: no cover
 
@@ -47,6 +51,8 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generato
     GPU kernels have no deterministic version; those warn rather than fail.)
     Pass the returned generator to a ``DataLoader`` (``generator=``) so that its
     shuffling is reproducible too.
+
+    Introduced in chapter 01.
     """
     random.seed(seed)
     np.random.seed(seed)
@@ -67,7 +73,12 @@ class History:
     """Per-epoch metrics of a :func:`fit` run, plus every batch's training loss.
 
     Accuracies are fractions in [0, 1]; ``batch_loss`` has one entry per
-    training batch, in order, across all epochs.
+    training batch, in order, across all epochs. The test columns have one entry
+    per evaluation (after every epoch, unless :func:`fit` was told otherwise).
+    ``steps`` counts optimizer steps; ``reached_at`` is the training time in
+    seconds at which ``fit``'s ``target_acc`` was first reached (``None`` if never).
+
+    Introduced in chapter 01.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -76,11 +87,18 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     batch_loss: list[float] = field(default_factory=list)
+    steps: int = 0
+    reached_at: float | None = None
 
     @property
     def epochs(self) -> int:
         """How many epochs were recorded."""
         return len(self.train_loss)
+
+    @property
+    def train_seconds(self) -> float:
+        """The training time of all epochs together (evaluation not counted)."""
+        return sum(self.epoch_seconds)
 
     def as_dict(self) -> dict[str, list[float]]:
         """The history as a plain dictionary (for JSON or pandas)."""
@@ -98,20 +116,72 @@ def _model_device(model: nn.Module) -> torch.device:
         return get_device()
 
 
+def _logits_batches(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | None,
+    flip: bool,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(float logits, targets) on ``device`` for every batch, in eval mode and without gradients."""
+    device = device or _model_device(model)
+    model.eval()
+    with torch.inference_mode():
+        for inputs, targets in loader:
+            inputs = _to_device(inputs, device)
+            logits = model(inputs).float()
+            if flip:
+                logits = (logits + model(inputs.flip(-1)).float()) / 2
+            yield logits, _to_device(targets, device)
+
+
 def predict(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device | None = None,
+    flip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` over ``loader`` in eval mode; return (logits, targets) on the CPU."""
-    device = device or _model_device(model)
-    model.eval()
+    """Run ``model`` over ``loader`` in eval mode; return (logits, targets) on the CPU.
+
+    With ``flip=True`` (test-time augmentation, chapter 09) each batch also goes
+    through the model mirrored left to right and the two logits are averaged: a
+    picture and its mirror image show the same object, so the average is a
+    slightly better guess. Introduced in chapter 06.
+    """
     all_logits, all_targets = [], []
-    with torch.inference_mode():
-        for inputs, targets in loader:
-            all_logits.append(model(_to_device(inputs, device)).float().cpu())
-            all_targets.append(targets.cpu())
+    for logits, targets in _logits_batches(model, loader, device, flip):
+        all_logits.append(logits.cpu())
+        all_targets.append(targets.cpu())
+    if not all_logits:
+        raise ValueError("predict() got a loader with no batches; check the dataset is not empty.")
     return torch.cat(all_logits), torch.cat(all_targets)
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The fraction of rows of ``logits`` whose largest entry is at the target class.
+
+    Introduced in chapter 09.
+    """
+    if logits.shape[0] != targets.shape[0]:
+        raise ValueError(f"{logits.shape[0]} rows of logits but {targets.shape[0]} targets.")
+    return (logits.argmax(dim=1) == targets).float().mean().item()
+
+
+def confusion_matrix(
+    predictions: torch.Tensor, targets: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Counts ``matrix[true, predicted]`` as an ``int64`` tensor of shape (classes, classes).
+
+    Introduced in chapter 06; :func:`cnnbook.plot.plot_confusion_matrix` draws it.
+    """
+    predictions, targets = predictions.reshape(-1).cpu().long(), targets.reshape(-1).cpu().long()
+    if predictions.shape != targets.shape:
+        raise ValueError(
+            f"{predictions.numel()} predictions but {targets.numel()} targets; they must match."
+        )
+    flat = targets * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def evaluate(
@@ -119,23 +189,21 @@ def evaluate(
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     loss_fn: LossFn | None = None,
     device: torch.device | None = None,
+    flip: bool = False,
 ) -> tuple[float, float]:
     """Return ``(mean loss, accuracy)`` of ``model`` on every batch of ``loader``.
 
     The model is put in eval mode (dropout off, BatchNorm using running
-    statistics) and no gradients are kept. ``loss_fn`` defaults to cross-entropy.
+    statistics) and no gradients are kept. ``loss_fn`` defaults to cross-entropy;
+    ``flip`` averages each image's logits with its mirror image's, as in
+    :func:`predict`. Introduced in chapter 05.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = device or _model_device(model)
-    model.eval()
     total_loss, correct, count = 0.0, 0, 0
-    with torch.inference_mode():
-        for inputs, targets in loader:
-            inputs, targets = _to_device(inputs, device), _to_device(targets, device)
-            logits = model(inputs)
-            total_loss += loss_fn(logits, targets).item() * targets.shape[0]
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            count += targets.shape[0]
+    for logits, targets in _logits_batches(model, loader, device, flip):
+        total_loss += loss_fn(logits, targets).item() * targets.shape[0]
+        correct += (logits.argmax(dim=1) == targets).sum().item()
+        count += targets.shape[0]
     if count == 0:
         raise ValueError("evaluate() got a loader with no batches; check the dataset is not empty.")
     return total_loss / count, correct / count
@@ -157,6 +225,8 @@ def train_one_epoch(
     ``scheduler``, when given, is stepped after every batch (as one-cycle
     schedules expect). The tqdm bar shows the running loss and accuracy. When
     ``batch_losses`` is a list, the loss of every batch is appended to it.
+
+    Introduced in chapter 06.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = device or _model_device(model)
@@ -179,8 +249,7 @@ def train_one_epoch(
         total_loss += loss.detach() * targets.shape[0]
         if batch_losses is not None:
             per_batch.append(loss.detach())
-        hard_targets = targets if targets.dim() == 1 else targets.argmax(dim=1)
-        correct += (logits.detach().argmax(dim=1) == hard_targets).sum()
+        correct += (logits.detach().argmax(dim=1) == targets).sum()
         count += targets.shape[0]
         if progress and (step % 20 == 0 or step == len(loader)):
             bar.set_postfix(  # refresh=False: redraw at most once a second (mininterval)
@@ -197,6 +266,20 @@ def train_one_epoch(
     return total_loss.item() / count, correct.item() / count
 
 
+class _FirstBatches:
+    """The first ``count`` batches of ``loader``: an epoch cut short by ``max_steps``."""
+
+    def __init__(self, loader: BatchIterable, count: int) -> None:
+        self.loader = loader
+        self.count = count
+
+    def __len__(self) -> int:
+        return min(len(self.loader), self.count)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return itertools.islice(iter(self.loader), len(self))
+
+
 def fit(
     model: nn.Module,
     train_loader: BatchIterable,
@@ -207,24 +290,47 @@ def fit(
     device: torch.device | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: bool = True,
+    *,
+    flip: bool = False,
+    evaluate_every_epoch: bool = True,
+    target_acc: float | None = None,
+    max_steps: int | None = None,
 ) -> History:
     """Train for ``epochs`` epochs, evaluating after each; return the :class:`History`.
 
-    One tqdm progress bar per epoch. ``test_loader`` may be ``None`` to skip
-    evaluation (the test columns of the history then stay empty).
-    ``scheduler`` is stepped once per batch.
+    One tqdm progress bar per epoch; ``scheduler`` is stepped once per batch.
+    ``test_loader`` may be ``None`` to skip evaluation (the test columns of the
+    history then stay empty). The epoch times exclude evaluation and, on a GPU,
+    include waiting for its queued work (:func:`cnnbook.device.synchronize`).
+
+    The CIFAR-10 recipe (chapter 09) needs a few more controls: ``flip``
+    evaluates with flip test-time augmentation (:func:`predict`);
+    ``evaluate_every_epoch=False`` evaluates only after the last epoch;
+    ``target_acc`` evaluates after every epoch and stops at the first that
+    reaches it (recording the training time in ``history.reached_at``);
+    ``max_steps`` stops after that many optimizer steps (the scheduler keeps
+    the full run's length) and then evaluates, a quick check that a
+    configuration runs. Introduced in chapter 05.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1 (or None for no limit), got {max_steps}.")
     if isinstance(train_loader, Sized) and len(train_loader) == 0:
         raise ValueError("fit() got an empty train_loader; check the dataset and batch size.")
     device = device or _model_device(model)
+    every_epoch = evaluate_every_epoch or target_acc is not None
     history = History()
     for epoch in range(1, epochs + 1):
+        loader = (
+            train_loader
+            if max_steps is None
+            else _FirstBatches(train_loader, max_steps - history.steps)
+        )
         start = time.perf_counter()
         loss, acc = train_one_epoch(
             model,
-            train_loader,
+            loader,
             optimizer,
             loss_fn,
             device,
@@ -233,18 +339,60 @@ def fit(
             progress=progress,
             batch_losses=history.batch_loss,
         )
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(loss)
         history.train_acc.append(acc)
-        if test_loader is not None:
-            test_loss, test_acc = evaluate(model, test_loader, loss_fn, device)
+        history.steps += len(loader)
+        out_of_steps = max_steps is not None and history.steps >= max_steps
+        if test_loader is not None and (every_epoch or epoch == epochs or out_of_steps):
+            test_loss, test_acc = evaluate(model, test_loader, loss_fn, device, flip=flip)
             history.test_loss.append(test_loss)
             history.test_acc.append(test_acc)
+            if target_acc is not None and test_acc >= target_acc:
+                history.reached_at = history.train_seconds
+                break
+        if out_of_steps:
+            break
     return history
 
 
+def seconds_per_step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    steps: int = 5,
+    warmup: int = 1,
+    loss_fn: LossFn | None = None,
+) -> float:
+    """Mean wall-clock time of one training step (forward, backward, update) on one batch.
+
+    The first ``warmup`` steps are run but not timed (they pay for memory
+    allocation and kernel selection); the device finishes its queued work
+    before the clock stops. ``loss_fn`` defaults to cross-entropy. Introduced in
+    chapter 09, which times batch sizes, threads and number formats with it.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    device = inputs.device
+    model.train()
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters in ``model``: ``sum(p.numel() for p in ...)``."""
+    """Number of (trainable) parameters in ``model``: ``sum(p.numel() for p in ...)``.
+
+    Introduced in chapter 01.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

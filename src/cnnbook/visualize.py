@@ -32,6 +32,8 @@ def capture_activations(
     the module's name in ``model.named_modules()`` (for example ``"layer1.0"``)
     to a detached CPU tensor, in the order the layers ran. The model runs in
     eval mode without gradients; its previous training mode is restored.
+
+    Introduced in chapter 08.
     """
     types = tuple(layer_types) if isinstance(layer_types, Sequence) else (layer_types,)
     if not types:
@@ -92,6 +94,8 @@ def plot_filters(
     channel is shown with ``cmap``. Each filter is scaled to its own minimum and
     maximum, so that its pattern (light: positive weights, dark: negative) is
     visible whatever its magnitude.
+
+    Introduced in chapter 07.
     """
     array = (
         weight.detach().cpu().numpy() if isinstance(weight, torch.Tensor) else np.asarray(weight)
@@ -123,6 +127,8 @@ def edge_energy_fraction(weight: torch.Tensor) -> torch.Tensor:
     weights put on average ``2 / (kH * kW)`` of their energy there (2/9 for
     3x3), so a clearly larger value means the kernel has become edge-like.
     Returns an (out_channels, in_channels) tensor.
+
+    Introduced in chapter 10.
     """
     if weight.dim() != 4:
         raise ValueError(
@@ -156,6 +162,8 @@ def plot_feature_maps(
 
     Each map is shown with its own colour scale (bright: strong response) and
     titled with its channel index.
+
+    Introduced in chapter 08.
     """
     array = (
         maps.detach().cpu().float().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
@@ -196,6 +204,8 @@ def saliency(
     the predicted class). The score is the logit before softmax (Simonyan et
     al., 2014). Returns a (N, H, W) tensor on the images' device: large values
     mark pixels whose small change would move the class score most.
+
+    Introduced in chapter 10.
     """
     if images.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}.")
@@ -226,6 +236,8 @@ def occlusion(
     map holds ``p(target | image) - p(target | occluded image)``. Returns a
     tensor (N, out_h, out_w) with ``out = conv_output_size(H, patch_size, stride)``;
     entry (i, j) belongs to the patch whose top-left corner is (i*stride, j*stride).
+
+    Introduced in chapter 10.
     """
     if images.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}.")
