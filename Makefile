@@ -19,8 +19,9 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed
 
-## Build the static site into _build/html (any Sphinx warning fails the build).
-book: $(VENV)/.installed
+## Build the static site into _build/html (any Sphinx warning fails the build). The site
+## carries its own MathJax, from npm's copy in node_modules (_ext/local_mathjax.py).
+book: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 ## Everything CI checks: lint, unit tests, every notebook under nbval, and the site in Chromium.
