@@ -1,12 +1,25 @@
 """The built site, as a reader sees it: every page of the table of contents in headless Chromium.
 
 The test builds the book with ``jupyter-book build . -W -n --keep-going`` (any
-warning fails), serves ``_build/html`` on 127.0.0.1 and opens every page. It
-checks for JavaScript console errors, that notebook outputs and figures appear
-(images loaded), that math is rendered by MathJax (served from the local npm
-copy in ``node_modules/mathjax``, since CI is offline) and that each chapter's
-Colab button opens that chapter's notebook. Screenshots of every page are saved
-in ``_build/screenshots`` to look at.
+warning fails, including an unresolved ``{cite}``, ``{doc}`` or ``{ref}``),
+serves ``_build/html`` on 127.0.0.1 and opens every page at 1280 px. On every
+page it checks that:
+
+- no request leaves 127.0.0.1: the site carries its own MathJax
+  (``_ext/local_mathjax.py`` copies npm's ``mathjax@3``), fonts and scripts, so
+  it works offline; an outside request is refused and fails the test;
+- the browser logs no console error;
+- math is rendered by MathJax, images load, and chapters show their outputs and
+  figures and a Colab button that opens that chapter's notebook;
+- chapter N's title is numbered "N." and its sections "N.M";
+- every citation links to an entry of the references page (``references.md``).
+
+It saves screenshots of three pages at 1280 px (desktop) and 390 px (phone) in
+``_build/screenshots`` to look at. ``layout_problems`` measures what does not
+fit the page (clipped code, outputs and equations; figures shrunk below 70% of
+their width); ``test_layout_fits`` applies it when ``CNNBOOK_CHECK_LAYOUT=1``
+and is not yet part of ``make test`` (issue 12: the chapters are being re-laid
+out first).
 
 Chromium comes from Debian (``apt-get install chromium``). Without it the test
 is skipped on a laptop, but fails in CI (where ``CI`` is set).
@@ -17,12 +30,14 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,12 +45,21 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-MATHJAX = ROOT / "node_modules" / "mathjax"
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+LOCAL_MATHJAX = HTML / "_static" / "mathjax" / "tex-mml-chtml.js"
+REFERENCES_PAGE = "references"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The pages whose screenshots are kept, and what each screenshot is scrolled to.
+SCREENSHOT_PAGES = {
+    "intro": None,  # the landing page: parts, chapters, a formula, citations
+    "chapters/03_padding_stride_dilation": "div.math",  # the first display equation
+    "chapters/06_mnist": ".cell_output img",  # the first figure
+}
+FIGURE_MIN_SCALE = 0.7
 
 
 def _chromium() -> str:
@@ -53,17 +77,32 @@ def _chromium() -> str:
     raise AssertionError("unreachable")
 
 
+def _toc() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+
 def _pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    toc = _toc()
     pages = [toc["root"]]
     for part in toc.get("parts", []):
         pages += [chapter["file"] for chapter in part["chapters"]]
     return pages
 
 
+def _chapter_number(page_path: str) -> int | None:
+    """The number a page's title must carry: NN for chapters/NN_*.ipynb, else None."""
+    match = re.fullmatch(r"chapters/(\d+)_\w+", page_path)
+    return int(match.group(1)) if match else None
+
+
 def _repository() -> tuple[str, str]:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     return config["repository"]["url"].rstrip("/"), config["repository"]["branch"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +112,7 @@ def site() -> Iterator[str]:
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
         check=True, cwd=ROOT,
     )  # fmt: skip
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -83,12 +121,8 @@ def site() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(site: str) -> Iterator[object]:
+def browser(site: str) -> Iterator[Any]:
     executable = _chromium()
-    if not (MATHJAX / "es5" / "tex-mml-chtml.js").exists():
-        pytest.fail(
-            "The local MathJax copy is missing: run `npm install` (package.json lists mathjax@3)."
-        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -97,54 +131,97 @@ def browser(site: str) -> Iterator[object]:
         chromium.close()
 
 
-def _route_offline(page: object, site: str) -> list[str]:
-    """Serve MathJax from the local copy; refuse, and record, every other outside request."""
-    refused: list[str] = []
+@pytest.fixture(scope="module")
+def citation_targets(site: str) -> set[str]:
+    """The anchors of the entries on the references page."""
+    text = (HTML / f"{REFERENCES_PAGE}.html").read_text(encoding="utf-8")
+    return set(re.findall(r'<div class="citation" id="([^"]+)"', text))
 
-    def handle(route: object) -> None:
-        url = route.request.url  # type: ignore[attr-defined]
-        if url.startswith(site) or url.startswith("data:"):
-            route.continue_()  # type: ignore[attr-defined]
-        elif url.startswith(MATHJAX_CDN):
-            local = MATHJAX / url[len(MATHJAX_CDN) :].split("?")[0]
-            route.fulfill(path=str(local), content_type="application/javascript")  # type: ignore[attr-defined]
+
+class Visit:
+    """One page opened in Chromium, with its console errors and refused outside requests."""
+
+    def __init__(self, browser: Any, site: str, page_path: str, viewport: dict[str, int]) -> None:
+        self.page = browser.new_page(viewport=viewport)
+        self.errors: list[str] = []
+        self.refused: list[str] = []
+        self.page.on(
+            "console",
+            lambda message: self.errors.append(message.text) if message.type == "error" else None,
+        )
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.route("**/*", functools.partial(self._only_local, site))
+        response = self.page.goto(f"{site}/{page_path}.html", wait_until="load")
+        assert response is not None and response.ok, f"{page_path}.html did not load"
+        self.page.wait_for_load_state("networkidle")
+        assert not self.refused, f"{page_path} requested outside resources: {self.refused}"
+        if self.page.locator("div.math, span.math").count():
+            self.page.wait_for_selector("mjx-container", timeout=15_000)
+
+    def _only_local(self, site: str, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(f"{site}/") or url.startswith(("data:", "blob:")):
+            route.continue_()
         else:
-            refused.append(url)
-            route.abort()  # type: ignore[attr-defined]
+            self.refused.append(url)
+            route.abort()
 
-    page.route("**/*", handle)  # type: ignore[attr-defined]
-    return refused
+    def check_clean(self, page_path: str) -> None:
+        """No outside request, no console error."""
+        assert not self.refused, f"{page_path} requested outside resources: {self.refused}"
+        assert not self.errors, f"JavaScript console errors on {page_path}: {self.errors}"
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture
+def visits(browser: Any, site: str) -> Iterator[list[Visit]]:
+    opened: list[Visit] = []
+    yield opened
+    for visit in opened:
+        visit.close()
+
+
+def test_site_carries_mathjax_and_no_general_index(site: str) -> None:
+    assert LOCAL_MATHJAX.is_file(), (
+        f"the site has no MathJax of its own: {LOCAL_MATHJAX} is missing"
+    )
+    for page_path in _pages():
+        text = (HTML / f"{page_path}.html").read_text(encoding="utf-8")
+        # Scripts, stylesheets and fonts named with an absolute URL would come from another site.
+        outside = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', text)
+        assert not outside, f"{page_path}.html loads from outside the site: {outside}"
+        assert "genindex.html" not in text, f"{page_path}.html links to the empty general index"
 
 
 @pytest.mark.parametrize("page_path", _pages())
-def test_page_renders_without_errors(browser: object, site: str, page_path: str) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    errors: list[str] = []
-    page.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    refused = _route_offline(page, site)
-    response = page.goto(f"{site}/{page_path}.html", wait_until="load")
-    assert response is not None and response.ok, f"{page_path}.html did not load"
-    page.wait_for_load_state("networkidle")
+def test_page_renders_offline(
+    browser: Any, site: str, citation_targets: set[str], visits: list[Visit], page_path: str
+) -> None:
+    visit = Visit(browser, site, page_path, DESKTOP)
+    visits.append(visit)
+    page = visit.page
 
-    has_math = page.locator("div.math, span.math").count() > 0
-    if has_math:
-        page.wait_for_selector("mjx-container", timeout=15_000)
-        assert (
-            page.locator("mjx-container").count() >= page.locator("div.math, span.math").count()
-        ), "some math was not rendered"
+    rendered = page.locator("mjx-container").count()
+    written = page.locator("div.math, span.math").count()
+    assert rendered >= written, f"{written - rendered} formulas were not rendered by MathJax"
+    if written:
+        script = page.evaluate(
+            "Array.from(document.scripts).map(s => s.src).find(s => s.includes('tex-mml-chtml'))"
+        )
+        assert script and script.startswith(f"{site}/"), f"MathJax came from {script}"
 
-    images = page.locator("main img")
     broken = page.evaluate(
-        "Array.from(document.querySelectorAll('main img')).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        "Array.from(document.querySelectorAll('main img'))"
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
     )
     assert not broken, f"images that did not load: {broken}"
 
-    if page_path.startswith("chapters/"):
+    number = _chapter_number(page_path)
+    if number is not None:
         assert page.locator(".cell_output").count() > 0, "the chapter shows no notebook outputs"
-        assert images.count() > 0, "the chapter shows no figures"
+        assert page.locator("main img").count() > 0, "the chapter shows no figures"
         url, branch = _repository()
         owner_repo = url.removeprefix("https://github.com/")
         colab = page.locator("a[href*='colab.research.google.com']")
@@ -154,8 +231,96 @@ def test_page_renders_without_errors(browser: object, site: str, page_path: str)
         )
         assert colab.first.get_attribute("href") == expected
 
+        title = page.locator("main article h1").first.inner_text()
+        assert title.startswith(f"{number}. "), f"the title {title!r} is not numbered {number}."
+        sections = page.locator("main article section > h2").all_inner_texts()
+        unnumbered = [s for s in sections if not re.match(rf"{number}\.\d+\. ", s)]
+        assert not unnumbered, f"sections not numbered {number}.M: {unnumbered}"
+
+    citations = page.evaluate(
+        "Array.from(document.querySelectorAll('main .bibtex-citation'))"
+        ".map(c => ({text: c.innerText, links: Array.from(c.querySelectorAll('a'))"
+        ".map(a => a.getAttribute('href'))}))"
+    )
+    for citation in citations:
+        assert citation["links"], f"citation {citation['text']!r} links to no reference"
+        for href in citation["links"]:
+            target_page, _, anchor = href.rpartition("#")
+            assert target_page.endswith(f"{REFERENCES_PAGE}.html") and anchor in citation_targets, (
+                f"citation {citation['text']!r} links to {href}, not to an entry of the references"
+            )
+    visit.check_clean(page_path)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
+@pytest.mark.parametrize("page_path", list(SCREENSHOT_PAGES))
+def test_screenshot(
+    browser: Any, site: str, visits: list[Visit], page_path: str, viewport: dict[str, int]
+) -> None:
+    """Save what a reader sees first (or at the page's first equation or figure), to look at."""
+    visit = Visit(browser, site, page_path, viewport)
+    visits.append(visit)
+    target = SCREENSHOT_PAGES[page_path]
+    if target:
+        visit.page.locator(target).first.scroll_into_view_if_needed()
+        visit.page.evaluate("window.scrollBy(0, -80)")  # leave room for the sticky header
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{page_path.replace('/', '_')}.png"), full_page=False)
-    page.close()
-    assert not errors, f"JavaScript console errors on {page_path}: {errors}"
-    assert not refused, f"{page_path} tried to load outside resources: {refused}"
+    name = f"{page_path.replace('/', '_')}-{viewport['width']}px.png"
+    visit.page.screenshot(path=str(SCREENSHOTS / name))
+    visit.check_clean(page_path)
+
+
+# --- Layout: what does not fit the page (issue 12, not yet enforced) ---------------------
+
+_LAYOUT_JS = """
+(minScale) => {
+  const describe = (el) => (el.innerText || el.textContent || '').trim().split('\\n')[0].slice(0, 60);
+  const kind = (el) => el.closest('.cell_output') ? 'output'
+    : el.matches('div.math, mjx-container') ? 'math' : 'code';
+  const clipped = [];
+  const seen = new Set();
+  for (const el of document.querySelectorAll(
+      'article pre, article div.math, article mjx-container[display="true"], article .cell_output table')) {
+    const box = el.matches('table') ? el.parentElement : el;
+    if (seen.has(box) || box.clientWidth === 0) continue;
+    seen.add(box);
+    if (box.scrollWidth > box.clientWidth + 1) {
+      clipped.push({kind: kind(el), over: box.scrollWidth - box.clientWidth, text: describe(el)});
+    }
+  }
+  const figures = [];
+  for (const img of document.querySelectorAll('article img')) {
+    const shown = img.getBoundingClientRect().width;
+    if (img.naturalWidth > 0 && shown > 0 && shown / img.naturalWidth < minScale) {
+      figures.push({src: img.getAttribute('src'), natural: img.naturalWidth,
+                    shown: Math.round(shown), scale: +(shown / img.naturalWidth).toFixed(2)});
+    }
+  }
+  return {clipped, figures};
+}
+"""
+
+
+def layout_problems(page: Any, min_scale: float = FIGURE_MIN_SCALE) -> dict[str, list[dict]]:
+    """What does not fit a loaded page: clipped elements and shrunk figures.
+
+    ``clipped``: each code block, output, display equation or output table whose
+    content is wider than its box (``scrollWidth > clientWidth``), with its kind
+    (``code``, ``output``, ``math``), by how many pixels, and its first line.
+    ``figures``: each image shown at less than ``min_scale`` of its natural
+    width, where its text shrinks with it.
+    """
+    return page.evaluate(_LAYOUT_JS, min_scale)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CNNBOOK_CHECK_LAYOUT"),
+    reason="issue 12 follow-up: enable once the chapters fit the column (CNNBOOK_CHECK_LAYOUT=1)",
+)
+@pytest.mark.parametrize("page_path", _pages())
+def test_layout_fits(browser: Any, site: str, visits: list[Visit], page_path: str) -> None:
+    visit = Visit(browser, site, page_path, DESKTOP)
+    visits.append(visit)
+    problems = layout_problems(visit.page)
+    assert not problems["clipped"], f"{len(problems['clipped'])} clipped: {problems['clipped']}"
+    assert not problems["figures"], f"figures shown too small: {problems['figures']}"
