@@ -324,3 +324,27 @@ def test_layout_fits(browser: Any, site: str, visits: list[Visit], page_path: st
     problems = layout_problems(visit.page)
     assert not problems["clipped"], f"{len(problems['clipped'])} clipped: {problems['clipped']}"
     assert not problems["figures"], f"figures shown too small: {problems['figures']}"
+    unlabelled = uncaptioned_figures(visit.page)
+    assert not unlabelled, f"figures without a numbered caption or alt text: {unlabelled}"
+
+
+_FIGURES_JS = """
+() => Array.from(document.querySelectorAll('article img')).map((img) => {
+  const figure = img.closest('figure');
+  const caption = figure ? figure.querySelector('figcaption') : null;
+  const alt = (img.getAttribute('alt') || '').trim();
+  return {src: img.getAttribute('src'), alt,
+          caption: caption ? caption.innerText.trim().slice(0, 60) : null};
+}).filter((f) => !f.caption || !/^Fig\\. \\d/.test(f.caption) || !f.alt
+                 || /\\.(png|jpe?g|svg)$|^(_|\\.\\.\\/)/.test(f.alt))
+"""
+
+
+def uncaptioned_figures(page: Any) -> list[dict]:
+    """Images not shown as a numbered figure with a caption and a meaningful alt text.
+
+    MyST-NB renders a code cell's figure with ``mystnb.figure.caption`` (and
+    ``mystnb.image.alt``) in its metadata as ``<figure>`` with a numbered
+    ``<figcaption>``; without them the image's alt text is its file path.
+    """
+    return page.evaluate(_FIGURES_JS)

@@ -38,7 +38,7 @@ CIFAR10_CLASSES: list[str] = [
 ]  # fmt: skip
 CIFAR10_JPEG_FOLDER = "cifar10-jpeg"
 
-# The files of each layout in the README's table (the official names).
+# The files of each layout in the table of how-to-use.md (the official names).
 MNIST_FILES: tuple[str, ...] = tuple(
     f"{split}-{kind}-ubyte"
     for split in ("train", "t10k")
