@@ -17,9 +17,9 @@ page it checks that:
 It saves screenshots of three pages at 1280 px (desktop) and 390 px (phone) in
 ``_build/screenshots`` to look at. ``layout_problems`` measures what does not
 fit the page (clipped code, outputs and equations; figures shrunk below 70% of
-their width); ``test_layout_fits`` applies it when ``CNNBOOK_CHECK_LAYOUT=1``
-and is not yet part of ``make test`` (issue 12: the chapters are being re-laid
-out first).
+their width) and ``test_layout_fits`` requires, on every page at 1280 px, that
+nothing is clipped, no figure is shrunk below that, and every figure has a
+numbered caption and alt text.
 
 Chromium comes from Debian (``apt-get install chromium``). Without it the test
 is skipped on a laptop, but fails in CI (where ``CI`` is set).
@@ -270,7 +270,7 @@ def test_screenshot(
     visit.check_clean(page_path)
 
 
-# --- Layout: what does not fit the page (issue 12, not yet enforced) ---------------------
+# --- Layout: what does not fit the page -------------------------------------------------
 
 _LAYOUT_JS = """
 (minScale) => {
@@ -313,10 +313,6 @@ def layout_problems(page: Any, min_scale: float = FIGURE_MIN_SCALE) -> dict[str,
     return page.evaluate(_LAYOUT_JS, min_scale)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("CNNBOOK_CHECK_LAYOUT"),
-    reason="issue 12 follow-up: enable once the chapters fit the column (CNNBOOK_CHECK_LAYOUT=1)",
-)
 @pytest.mark.parametrize("page_path", _pages())
 def test_layout_fits(browser: Any, site: str, visits: list[Visit], page_path: str) -> None:
     visit = Visit(browser, site, page_path, DESKTOP)
