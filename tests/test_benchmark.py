@@ -25,16 +25,23 @@ def cifar10_available() -> bool:
 
 
 @pytest.mark.skipif(not cifar10_available(), reason="CNNBOOK_DATA does not hold CIFAR-10")
-def test_cpu_short_configuration_prints_one_json_line() -> None:
-    env = {**os.environ, "CNNBOOK_DEVICE": "cpu"}
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cpu"],
+def _run_benchmark(
+    arguments: list[str], timeout: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run benchmarks/cifar10_speed.py with ``arguments`` in a subprocess, capturing its output."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env=env,
         cwd=ROOT,
     )
+
+
+def test_cpu_short_configuration_prints_one_json_line() -> None:
+    env = {**os.environ, "CNNBOOK_DEVICE": "cpu"}
+    completed = _run_benchmark(["--device", "cpu"], timeout=300, env=env)
     assert completed.returncode == 0, completed.stderr[-2000:]
     json_lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert len(json_lines) == 1, completed.stdout
@@ -59,13 +66,7 @@ def test_cpu_short_configuration_prints_one_json_line() -> None:
 
 
 def test_bad_target_is_rejected() -> None:
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cpu", "--target", "94"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    completed = _run_benchmark(["--device", "cpu", "--target", "94"], timeout=120)
     assert completed.returncode != 0
     assert "--target must be a fraction" in completed.stderr
 
@@ -119,14 +120,7 @@ def test_bad_device_in_a_subprocess_gives_one_clear_line(tmp_path: Path) -> None
     # An empty data root: had the script loaded data first, it would complain about CIFAR-10.
     env = {**os.environ, "CNNBOOK_DATA": str(tmp_path)}
     env.pop("CNNBOOK_DEVICE", None)
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "bogus"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
+    completed = _run_benchmark(["--device", "bogus"], timeout=120, env=env)
     assert completed.returncode != 0
     assert "Traceback" not in completed.stderr and "CIFAR-10" not in completed.stderr
     assert "--device 'bogus' is not a device this book knows" in completed.stderr
@@ -154,13 +148,10 @@ def test_gpu_configuration_runs_on_the_cpu_for_a_few_steps() -> None:
     The batch and the data are small so that it takes seconds; what is checked is that
     every line of the GPU configuration runs, so a typo there fails here, not on a GPU.
     """
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--full", "--max-steps", "3", "--device", "cpu"]
-        + ["--batch-size", "64", "--train-subset", "512", "--test-subset", "128"],
-        capture_output=True,
-        text=True,
+    completed = _run_benchmark(
+        ["--full", "--max-steps", "3", "--device", "cpu", "--batch-size", "64"]
+        + ["--train-subset", "512", "--test-subset", "128"],
         timeout=300,
-        cwd=ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     report = json.loads(completed.stdout.splitlines()[-1])
