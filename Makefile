@@ -42,7 +42,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check $(LINTED) chapters
 
 ## Re-execute notebooks in a fresh kernel and save their outputs and per-cell timings.
-## One notebook: make notebook NB=chapters/06_mnist.ipynb
+## One notebook: make notebook NB=chapters/07_mnist.ipynb
 notebooks: $(VENV)/.installed
 	$(PY) scripts/run_notebooks.py
 

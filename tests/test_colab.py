@@ -253,8 +253,8 @@ class TestChecker:
         missing = undeclared_imports({"torchinfo", "torch"}, ["torch>=2.4"])
         assert list(missing) == ["torchinfo"]
         assert '"torchinfo"' in missing["torchinfo"]
-        message = report("chapters/05_building_a_cnn.ipynb", missing)
-        assert "chapters/05_building_a_cnn.ipynb imports torchinfo" in message
+        message = report("chapters/06_building_a_cnn.ipynb", missing)
+        assert "chapters/06_building_a_cnn.ipynb imports torchinfo" in message
 
     def test_a_made_up_import_fails(self) -> None:
         missing = undeclared_imports({"cnnbook_made_up_module"}, declared_dependencies())

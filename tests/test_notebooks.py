@@ -24,12 +24,12 @@ CHAPTERS = sorted(
 # Seconds on a 2-core CPU, from the book guide: concept chapters 2 minutes,
 # training chapters 4, CIFAR-10 12.
 CONCEPT_BUDGET, TRAINING_BUDGET, CIFAR_BUDGET = 120, 240, 720
-TRAINING_CHAPTERS = {"06_mnist", "07_cnn_from_scratch", "08_lenet_alexnet", "10_visualizing"}
+TRAINING_CHAPTERS = {"07_mnist", "08_cnn_from_scratch", "09_lenet_alexnet", "13_visualizing"}
 
 
 def budget(path: Path) -> int:
     """The time budget of one notebook, in seconds."""
-    if path.stem == "09_cifar10":
+    if path.stem == "11_cifar10":
         return CIFAR_BUDGET
     return TRAINING_BUDGET if path.stem in TRAINING_CHAPTERS else CONCEPT_BUDGET
 

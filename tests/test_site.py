@@ -57,7 +57,7 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOT_PAGES = {
     "intro": None,  # the landing page: parts, chapters, a formula, citations
     "chapters/03_padding_stride_dilation": "div.math",  # the first display equation
-    "chapters/06_mnist": ".cell_output img",  # the first figure
+    "chapters/07_mnist": ".cell_output img",  # the first figure
 }
 FIGURE_MIN_SCALE = 0.7
 

@@ -15,7 +15,7 @@ names the chapter that introduces it.
 - :mod:`cnnbook.numpy_net`: the layers and network of the CNN built from scratch in NumPy.
 - :mod:`cnnbook.models`: the PyTorch networks of the book (MNIST, LeNet/AlexNet, CIFAR-10, RNNs).
 - :mod:`cnnbook.augment`: data augmentation on whole batches of tensors.
-- :mod:`cnnbook.cifar`: the CIFAR-10 training recipe shared by chapter 09 and the benchmark.
+- :mod:`cnnbook.cifar`: the CIFAR-10 training recipe shared by chapter 11 and the benchmark.
 - :mod:`cnnbook.visualize`: filters, feature maps, saliency and occlusion.
 - :mod:`cnnbook.text`: vocabularies, encoding, training windows and sampling for the RNN chapters.
 """

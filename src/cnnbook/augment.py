@@ -44,7 +44,7 @@ def random_flip(
     One random number per image decides; the flipped images are
     ``images.flip(-1)``. Works for any dtype and device.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     _check_batch(images, "random_flip")
     if not 0.0 <= p <= 1.0:
@@ -66,7 +66,7 @@ def random_crop(
     with the border filled by ``padding_mode`` (``"reflect"``, ``"replicate"`` or
     ``"constant"`` for zeros). The whole batch is cropped with one gather.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     _check_batch(images, "random_crop")
     if padding < 0:
@@ -105,7 +105,7 @@ class BatchAugment:
     :func:`random_flip`, and ``mean``/``std`` (when given) apply
     :func:`normalize` last. All randomness comes from ``generator``.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(

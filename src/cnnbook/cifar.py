@@ -32,7 +32,7 @@ class AutocastModel(nn.Module):
     converted to the channels-last memory format, which the convolution
     kernels of the CPU (oneDNN) and of recent GPUs prefer.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(
@@ -63,7 +63,7 @@ def one_cycle(
     ``peak_at`` fraction of ``total_steps`` and falls linearly to ``end`` at the
     last step (airbench's schedule). Multiply it by the peak learning rate.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     if total_steps < 1:
         raise ValueError(f"total_steps must be at least 1, got {total_steps}.")
@@ -97,7 +97,7 @@ class CifarRecipe:
     logits of each evaluated image and its mirror image. The defaults are the
     chapter's final recipe.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     widths: tuple[int, int, int] = (32, 64, 128)
@@ -135,7 +135,7 @@ class CifarResult:
     time at which the target accuracy was first reached (``None`` if never).
     ``steps`` counts the optimizer steps taken.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     model: nn.Module
@@ -159,7 +159,7 @@ def build_optimizer(model: nn.Module, recipe: CifarRecipe) -> torch.optim.SGD:
     Only parameters that require gradients are optimised (CifarNet's BatchNorm
     scales and a frozen whitening layer are not).
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     norm_ids = {
         id(parameter)
@@ -186,7 +186,7 @@ def normalized_test_loader(
 ) -> TensorLoader:
     """Batches of an evaluation split, scaled to [0, 1] and normalised with CIFAR-10's statistics.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     return TensorLoader(
         images, labels, batch_size=batch_size, transform=normalize, device=device, drop_last=False
@@ -202,7 +202,7 @@ def build_model(
     :class:`AutocastModel`. With ``recipe.whitening`` the first layer is set from
     5,000 training images drawn at random and frozen.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     torch.manual_seed(recipe.seed)
     net = (recipe.network or (lambda: CifarNet(widths=recipe.widths)))().to(device)
@@ -261,7 +261,7 @@ def train_cifar10(
     length) and then evaluates: a quick check that a configuration runs, not a
     way to train. Training is :func:`cnnbook.train.fit`.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     _check_recipe(recipe)
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -304,7 +304,7 @@ def train_cifar10(
 def describe_recipe(recipe: CifarRecipe) -> str:
     """One line naming the recipe's main settings.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     network = recipe.network.__name__ if recipe.network else f"CifarNet{recipe.widths}"
     augmentation = " + ".join(

@@ -52,7 +52,7 @@ CIFAR10_FILES: tuple[str, ...] = (
 
 # Per-channel mean and standard deviation of the training images, for pixels in [0, 1]:
 # the values commonly quoted (pytorch/examples mnist/main.py; CIFAR-10 tutorials), which
-# chapters 06 and 09 recompute from the data.
+# chapters 07 and 11 recompute from the data.
 MNIST_MEAN: tuple[float] = (0.1307,)
 MNIST_STD: tuple[float] = (0.3081,)
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
@@ -439,7 +439,7 @@ def random_subset(
     the offline CIFAR-10 JPEG copy is stored class by class, so its first
     5,000 training images are all airplanes.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     if not 0 < count <= len(images):
         raise ValueError(
@@ -463,7 +463,7 @@ def validation_split(
     settings and epoch counts are made on the validation part; the test split is
     used once, for the final number. Both parts keep the original order.
 
-    Introduced in chapter 06.
+    Introduced in chapter 07.
     """
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels; they must match.")
@@ -495,7 +495,7 @@ def normalize(
 
     ``mean`` and ``std`` have one value per channel, in the units of ``images``
     (the defaults are CIFAR-10's statistics for pixels scaled to [0, 1]; for
-    MNIST pass ``MNIST_MEAN, MNIST_STD``). Introduced in chapter 06.
+    MNIST pass ``MNIST_MEAN, MNIST_STD``). Introduced in chapter 07.
     """
     if images.dim() != 4:
         raise ValueError(
@@ -516,7 +516,7 @@ def normalize(
 def normalize_mnist(images: torch.Tensor) -> torch.Tensor:
     """:func:`normalize` with MNIST's statistics: a ``transform`` for MNIST loaders.
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
     return normalize(images, MNIST_MEAN, MNIST_STD)
 

@@ -92,7 +92,7 @@ def synchronize(device: torch.device) -> None:
 
     GPUs run kernels asynchronously: without this, a timer stopped after a
     training loop measures how fast work was queued, not how fast it ran. On
-    the CPU there is nothing to wait for. Introduced in chapter 09.
+    the CPU there is nothing to wait for. Introduced in chapter 11.
     """
     if device.type == "cuda":
         torch.cuda.synchronize(device)

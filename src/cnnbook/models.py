@@ -32,7 +32,7 @@ class TutorialCNN(nn.Module):
     tutorialspoint's PyTorch CNN tutorial, not the one of the official PyTorch
     tutorial "Training a classifier" (that is :class:`PyTorchTutorialNet`).
 
-    Introduced in chapter 05.
+    Introduced in chapter 06.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -57,7 +57,7 @@ class MnistCNN(nn.Module):
     → ReLU → MaxPool(2) → ``Linear(7*7*64, 10)``. Sizes: (1, 28, 28) →
     (32, 14, 14) → (64, 7, 7) → 3136 → 10.
 
-    Introduced in chapter 05.
+    Introduced in chapter 06.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -85,7 +85,7 @@ class MnistBNCNN(nn.Module):
     half the multiply-adds of :class:`MnistCNN` per image and 29,178 parameters;
     BatchNorm lets it train with the large learning rates of a one-cycle schedule.
 
-    Introduced in chapter 06.
+    Introduced in chapter 07.
     """
 
     def __init__(
@@ -126,7 +126,7 @@ class LeNet5(nn.Module):
     ``MaxPool2d(2)`` instead. Both have 61,706 parameters. ``activation`` overrides
     the classic activation (``"tanh"`` or ``"sigmoid"``).
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
 
     VARIANTS = ("classic", "modern")
@@ -172,7 +172,7 @@ class AlexNet(nn.Module):
     two GPUs did not exchange data (60,965,224 parameters). Both use overlapping
     max pooling (3x3, stride 2) and dropout before the first two Linear layers.
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
 
     VARIANTS = ("torchvision", "original")
@@ -236,7 +236,7 @@ class MiniAlexNet(nn.Module):
     Sizes for 1x28x28: 28 → 13 → 6 → 2, so the classifier sees ``32*width*2*2``
     features; ``image_size=32`` gives 32 → 15 → 7 → 3.
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
 
     def __init__(
@@ -306,7 +306,7 @@ class PyTorchTutorialNet(nn.Module):
     ``CrossEntropyLoss`` and SGD (lr 0.001, momentum 0.9) on batches of 4 for two
     epochs, with inputs normalised by mean 0.5 and std 0.5 per channel.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -336,7 +336,7 @@ class TutorialBNCNN(nn.Module):
     The convolution and the hidden layer drop their biases, which BatchNorm's
     shift makes redundant.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -363,7 +363,7 @@ class CifarConvGroup(nn.Sequential):
     scale fixed at 1 (only the shift is learned) and use ``momentum`` for their
     running statistics, as in airbench.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(self, in_channels: int, out_channels: int, momentum: float = 0.4) -> None:
@@ -393,7 +393,7 @@ class CifarNet(nn.Module):
     by ``logit_scale``. airbench94 uses ``widths=(64, 256, 256)``; a CPU wants
     smaller ones. :meth:`init_whitening` sets the first layer from the data.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
 
     def __init__(
@@ -467,7 +467,7 @@ class CharRNN(nn.Module):
     each of shape (num_layers, N, hidden_size). ``cell`` is ``"rnn"``, ``"lstm"``
     or ``"gru"``; the layers are ``batch_first``.
 
-    Introduced in chapter 12.
+    Introduced in chapter 15.
     """
 
     CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -24,7 +24,7 @@ Params = dict[str, np.ndarray]
 class Relu:
     """``max(0, x)``; the backward pass lets the gradient through where the input was positive.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(self) -> None:
@@ -45,7 +45,7 @@ class Affine:
     Backward: ``dx = dout @ W.T`` (reshaped like the input), ``dW = x.T @ dout``,
     ``db = dout.sum(axis=0)``.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
@@ -84,7 +84,7 @@ class Convolution:
     and the input gradient ``dcol = dout @ W_col.T`` is folded back by
     :func:`col2im`, which adds the contributions of overlapping patches.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0) -> None:
@@ -131,7 +131,7 @@ class Pooling:
     ``kernel_size``). Forward keeps the ``argmax`` of every window; backward puts
     ``dout`` there, zeros elsewhere, and :func:`col2im` folds the windows back.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
@@ -168,7 +168,7 @@ class Pooling:
 def softmax(x: np.ndarray) -> np.ndarray:
     """Row-wise softmax of scores (N, C), computed stably by subtracting each row's maximum.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
     shifted = x - x.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
@@ -178,7 +178,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
     """Mean cross-entropy of probabilities ``y`` (N, C) and labels ``t`` (N,) or one-hot (N, C).
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
     if t.ndim == y.ndim:
         t = t.argmax(axis=-1)
@@ -189,7 +189,7 @@ def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
 class SoftmaxWithLoss:
     """Softmax followed by the mean cross-entropy; its backward pass is ``(y - one_hot(t)) / N``.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(self) -> None:
@@ -220,7 +220,7 @@ class SimpleConvNet:
     initialisation, ``sqrt(2 / fan_in)`` per layer. Biases start at zero.
     ``params`` holds ``W1, b1`` (convolution), ``W2, b2`` and ``W3, b3`` (affine).
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(
@@ -320,7 +320,7 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
     entry: ``(f(x + h) - f(x - h)) / (2h)``. The error is of order ``h**2``, so use
     float64 arrays for checks; in float32 rounding dominates.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
@@ -340,7 +340,7 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """``||a - b|| / (||a|| + ||b||)``: 0 for equal arrays, about 1 for unrelated ones.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
     denominator = np.linalg.norm(a) + np.linalg.norm(b)
     return float(np.linalg.norm(a - b) / denominator) if denominator > 0 else 0.0
@@ -354,7 +354,7 @@ class Adam:
     ``v_hat``. Parameters are updated in place, so the layers that share the
     arrays see the new values.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
 
     def __init__(

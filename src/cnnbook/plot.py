@@ -82,7 +82,7 @@ def show_images(
 def plot_history(history: History, title: str | None = None) -> Figure:
     """Loss and accuracy per epoch, training and test, side by side.
 
-    Introduced in chapter 06.
+    Introduced in chapter 07.
     """
     epochs = np.arange(1, history.epochs + 1)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -113,9 +113,9 @@ def plot_batch_loss(
 
     Given a mapping from names to histories instead of one history, draws each
     run in its own colour on the same axes (its batches faint, its average
-    labelled with its name), to compare runs, as chapter 06 compares two
+    labelled with its name), to compare runs, as chapter 07 compares two
     recipes. ``log_scale`` puts the loss on a logarithmic axis, where late,
-    small losses stay readable. Introduced in chapter 06.
+    small losses stay readable. Introduced in chapter 07.
     """
     runs = {"": history} if isinstance(history, History) else dict(history)
     if not runs or any(len(run.batch_loss) == 0 for run in runs.values()):
@@ -144,7 +144,7 @@ def plot_confusion_matrix(
 ) -> Figure:
     """Draw a confusion matrix (rows: true class, columns: predicted) with its counts.
 
-    Introduced in chapter 06.
+    Introduced in chapter 07.
     """
     counts = matrix.cpu().numpy()
     size = max(4.0, 0.55 * len(class_names) + 1.5)

@@ -24,7 +24,7 @@ def build_vocab(text: str) -> list[str]:
     weight) the same in every run; ``list(set(text))`` would change with the
     process's string-hash seed.
 
-    Introduced in chapter 13.
+    Introduced in chapter 16.
     """
     if not isinstance(text, str):
         raise ValueError(
@@ -41,7 +41,7 @@ def char_to_index(vocab: Sequence[str]) -> dict[str, int]:
     Raises ``ValueError`` if a character appears twice, since two indices for one
     character would make decoding ambiguous.
 
-    Introduced in chapter 12.
+    Introduced in chapter 15.
     """
     mapping = {c: i for i, c in enumerate(vocab)}
     if len(mapping) != len(vocab):
@@ -62,7 +62,7 @@ def encode(text: str, vocab: Sequence[str] | Mapping[str, int]) -> torch.Tensor:
     ``vocab`` is a vocabulary list or a ``char_to_index`` dictionary. A character
     outside the vocabulary raises a ``ValueError`` that names it.
 
-    Introduced in chapter 12.
+    Introduced in chapter 15.
     """
     mapping = _as_mapping(vocab)
     unknown = sorted({c for c in text if c not in mapping})
@@ -80,7 +80,7 @@ def decode(indices: torch.Tensor | Sequence[int], vocab: Sequence[str]) -> str:
     ``indices`` is a 1-D tensor or a sequence of ints; an index outside
     ``range(len(vocab))`` raises a ``ValueError``.
 
-    Introduced in chapter 12.
+    Introduced in chapter 15.
     """
     values = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
     if values and isinstance(values[0], list):
@@ -101,7 +101,7 @@ def sliding_windows(text: str, length: int, stride: int = 1) -> list[tuple[str, 
     character. A text of ``n`` characters gives ``(n - length - 1) // stride + 1``
     windows.
 
-    Introduced in chapter 13.
+    Introduced in chapter 16.
     """
     if length < 1:
         raise ValueError(f"length must be at least 1, got {length}.")
@@ -125,7 +125,7 @@ def windows_to_tensors(
 
     All windows must have the same length (those of :func:`sliding_windows` do).
 
-    Introduced in chapter 13.
+    Introduced in chapter 16.
     """
     if not windows:
         raise ValueError("windows is empty; sliding_windows() of a longer text gives some.")
@@ -154,7 +154,7 @@ def sample_text(
     (seed it for a repeatable text); ``temperature=0`` takes the most likely
     character instead.
 
-    Introduced in chapter 13.
+    Introduced in chapter 16.
     """
     if length < 0:
         raise ValueError(f"length must be non-negative, got {length}.")

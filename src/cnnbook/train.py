@@ -32,7 +32,7 @@ from .device import get_device, synchronize  # noqa: E402
 class BatchIterable(Protocol):
     """What the loops need from a loader: iteration over batches and a length.
 
-    Introduced in chapter 05.
+    Introduced in chapter 06.
     """
 
     def __iter__(self) -> Any: ...  # pragma: no cover
@@ -142,10 +142,10 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` over ``loader`` in eval mode; return (logits, targets) on the CPU.
 
-    With ``flip=True`` (test-time augmentation, chapter 09) each batch also goes
+    With ``flip=True`` (test-time augmentation, chapter 11) each batch also goes
     through the model mirrored left to right and the two logits are averaged: a
     picture and its mirror image show the same object, so the average is a
-    slightly better guess. Introduced in chapter 06.
+    slightly better guess. Introduced in chapter 07.
     """
     all_logits, all_targets = [], []
     for logits, targets in _logits_batches(model, loader, device, flip):
@@ -159,7 +159,7 @@ def predict(
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """The fraction of rows of ``logits`` whose largest entry is at the target class.
 
-    Introduced in chapter 09.
+    Introduced in chapter 11.
     """
     if logits.shape[0] != targets.shape[0]:
         raise ValueError(f"{logits.shape[0]} rows of logits but {targets.shape[0]} targets.")
@@ -171,7 +171,7 @@ def confusion_matrix(
 ) -> torch.Tensor:
     """Counts ``matrix[true, predicted]`` as an ``int64`` tensor of shape (classes, classes).
 
-    Introduced in chapter 06; :func:`cnnbook.plot.plot_confusion_matrix` draws it.
+    Introduced in chapter 07; :func:`cnnbook.plot.plot_confusion_matrix` draws it.
     """
     predictions, targets = predictions.reshape(-1).cpu().long(), targets.reshape(-1).cpu().long()
     if predictions.shape != targets.shape:
@@ -196,7 +196,7 @@ def evaluate(
     The model is put in eval mode (dropout off, BatchNorm using running
     statistics) and no gradients are kept. ``loss_fn`` defaults to cross-entropy;
     ``flip`` averages each image's logits with its mirror image's, as in
-    :func:`predict`. Introduced in chapter 05.
+    :func:`predict`. Introduced in chapter 06.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     total_loss, correct, count = 0.0, 0, 0
@@ -226,7 +226,7 @@ def train_one_epoch(
     schedules expect). The tqdm bar shows the running loss and accuracy. When
     ``batch_losses`` is a list, the loss of every batch is appended to it.
 
-    Introduced in chapter 06.
+    Introduced in chapter 07.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = device or _model_device(model)
@@ -303,14 +303,14 @@ def fit(
     history then stay empty). The epoch times exclude evaluation and, on a GPU,
     include waiting for its queued work (:func:`cnnbook.device.synchronize`).
 
-    The CIFAR-10 recipe (chapter 09) needs a few more controls: ``flip``
+    The CIFAR-10 recipe (chapter 11) needs a few more controls: ``flip``
     evaluates with flip test-time augmentation (:func:`predict`);
     ``evaluate_every_epoch=False`` evaluates only after the last epoch;
     ``target_acc`` evaluates after every epoch and stops at the first that
     reaches it (recording the training time in ``history.reached_at``);
     ``max_steps`` stops after that many optimizer steps (the scheduler keeps
     the full run's length) and then evaluates, a quick check that a
-    configuration runs. Introduced in chapter 05.
+    configuration runs. Introduced in chapter 06.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -371,7 +371,7 @@ def seconds_per_step(
     The first ``warmup`` steps are run but not timed (they pay for memory
     allocation and kernel selection); the device finishes its queued work
     before the clock stops. ``loss_fn`` defaults to cross-entropy. Introduced in
-    chapter 09, which times batch sizes, threads and number formats with it.
+    chapter 11, which times batch sizes, threads and number formats with it.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")

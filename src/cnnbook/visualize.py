@@ -33,7 +33,7 @@ def capture_activations(
     to a detached CPU tensor, in the order the layers ran. The model runs in
     eval mode without gradients; its previous training mode is restored.
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
     types = tuple(layer_types) if isinstance(layer_types, Sequence) else (layer_types,)
     if not types:
@@ -95,7 +95,7 @@ def plot_filters(
     maximum, so that its pattern (light: positive weights, dark: negative) is
     visible whatever its magnitude.
 
-    Introduced in chapter 07.
+    Introduced in chapter 08.
     """
     array = (
         weight.detach().cpu().numpy() if isinstance(weight, torch.Tensor) else np.asarray(weight)
@@ -128,7 +128,7 @@ def edge_energy_fraction(weight: torch.Tensor) -> torch.Tensor:
     3x3), so a clearly larger value means the kernel has become edge-like.
     Returns an (out_channels, in_channels) tensor.
 
-    Introduced in chapter 10.
+    Introduced in chapter 13.
     """
     if weight.dim() != 4:
         raise ValueError(
@@ -163,7 +163,7 @@ def plot_feature_maps(
     Each map is shown with its own colour scale (bright: strong response) and
     titled with its channel index.
 
-    Introduced in chapter 08.
+    Introduced in chapter 09.
     """
     array = (
         maps.detach().cpu().float().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
@@ -205,7 +205,7 @@ def saliency(
     al., 2014). Returns a (N, H, W) tensor on the images' device: large values
     mark pixels whose small change would move the class score most.
 
-    Introduced in chapter 10.
+    Introduced in chapter 13.
     """
     if images.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}.")
@@ -237,7 +237,7 @@ def occlusion(
     tensor (N, out_h, out_w) with ``out = conv_output_size(H, patch_size, stride)``;
     entry (i, j) belongs to the patch whose top-left corner is (i*stride, j*stride).
 
-    Introduced in chapter 10.
+    Introduced in chapter 13.
     """
     if images.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}.")
