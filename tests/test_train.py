@@ -13,9 +13,11 @@ from cnnbook import train
 from cnnbook.data import TensorLoader
 from cnnbook.train import (
     History,
+    TrainingLog,
     count_parameters,
     evaluate,
     fit,
+    format_metrics,
     predict,
     seconds_per_step,
     seed_everything,
@@ -189,3 +191,54 @@ def test_seconds_per_step_trains_the_given_number_of_steps() -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with pytest.raises(ValueError, match="steps must be >= 1"):
         seconds_per_step(model, inputs, labels, optimizer, steps=0)
+
+
+def test_format_metrics_formats_each_kind_of_number_one_way() -> None:
+    line = format_metrics(
+        val_loss=0.123456, val_acc=0.9073, steps=600, epoch_seconds=26.84, seconds=3.0, note="ok"
+    )
+    assert line == "val loss 0.1235  val acc 90.73%  steps 600  epoch 26.8 s  time 3.0 s  note ok"
+    assert format_metrics(grad_norm=torch.tensor(2.0)) == "grad norm 2.0000"
+
+
+def test_training_log_writes_the_first_every_nth_and_last_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with TrainingLog(10, "demo", every=4) as log:
+        for step in range(10):
+            log.step(loss=1 / (step + 1))
+    assert [line[:10] for line in log.lines] == [
+        "step  1/10",
+        "step  4/10",
+        "step  8/10",
+        "step 10/10",
+    ]
+    assert log.lines[1] == "step  4/10  loss 0.2500"
+    assert capsys.readouterr().out.splitlines() == log.lines
+
+
+def test_training_log_is_silent_without_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    with TrainingLog(3, every=1, progress=False) as log:
+        for _ in range(3):
+            log.step(loss=0.5)
+    assert len(log.lines) == 3
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(("total", "every"), [(0, None), (5, 0)])
+def test_training_log_rejects_bad_arguments(total: int, every: int | None) -> None:
+    with pytest.raises(ValueError, match="total >= 1|every must be >= 1"):
+        TrainingLog(total, every=every)
+
+
+def test_fit_writes_one_line_per_epoch_naming_the_evaluation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inputs, targets = _separable_problem()
+    loader = TensorLoader(inputs, targets, batch_size=64)
+    model = _model()
+    fit(model, loader, loader, torch.optim.SGD(model.parameters(), lr=0.1), 2, eval_label="test")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 2
+    assert lines[0].startswith("epoch 1/2  train loss ")
+    assert "  test loss " in lines[1] and "  test acc " in lines[1] and lines[1].endswith(" s")

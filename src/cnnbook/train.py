@@ -4,6 +4,10 @@ The loops follow pytorch/examples ``mnist/main.py``: one function trains an
 epoch, one evaluates, and :func:`fit` runs epochs and records a :class:`History`.
 They accept any iterable of ``(inputs, targets)`` batches with a length: a
 ``torch.utils.data.DataLoader`` or the in-memory :class:`cnnbook.data.TensorLoader`.
+
+Every loop in the book, packaged or written by hand in a chapter, reports its
+progress the same way, through :class:`TrainingLog`: a tqdm bar with the latest
+metrics, and one plain line per report in the format of :func:`format_metrics`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,99 @@ class BatchIterable(Protocol):
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def format_metrics(**metrics: float | int | str) -> str:
+    """Metrics as one line, the same way in every chapter: ``loss 0.3227  acc 90.73%``.
+
+    Names ending in ``acc`` are shown as percentages, names ending in
+    ``seconds`` as seconds (``26.8 s``), other floats with four decimals,
+    integers and strings as they are; underscores become spaces
+    (``val_loss`` reads ``val loss``). Introduced in chapter 01.
+    """
+    parts = []
+    for name, value in metrics.items():
+        label = name.replace("_", " ")
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+        if isinstance(value, str | bool | int | np.integer):
+            text = str(value)
+        elif name.endswith("acc"):
+            text = f"{value:.2%}"
+        elif name.endswith("seconds"):
+            label, text = label.removesuffix("seconds").strip() or "time", f"{value:.1f} s"
+        else:
+            text = f"{value:.4f}"
+        parts.append(f"{label} {text}")
+    return "  ".join(parts)
+
+
+class TrainingLog:
+    """The book's one way of reporting a training run: a progress bar and a line per report.
+
+    Call :meth:`step` once per step (or epoch) with the metrics you have; the
+    tqdm bar advances and shows them. At the first step, every ``every``
+    steps and at the last step, :meth:`step` also writes one line, ``step  40/100  loss 0.4859``,
+    formatted by :func:`format_metrics`; :meth:`write` writes one whenever
+    you like. The lines are kept in ``lines``. With ``progress=False`` there
+    is no bar and no output; with ``bar=False`` only the lines. :func:`fit` reports through it, and so does every
+    loop a chapter writes by hand. Use it as a context manager, or call
+    :meth:`close`. Introduced in chapter 01.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        description: str = "train",
+        every: int | None = None,
+        progress: bool = True,
+        unit: str = "step",
+        bar: bool = True,
+    ) -> None:
+        if total < 1:
+            raise ValueError(f"TrainingLog needs total >= 1 steps, got {total}.")
+        if every is not None and every < 1:
+            raise ValueError(f"every must be >= 1 (or None for no lines), got {every}.")
+        self.total, self.every, self.progress, self.unit = total, every, progress, unit
+        self.count = 0
+        self.lines: list[str] = []
+        self._bar = tqdm(
+            total=total,
+            desc=description,
+            unit=unit,
+            disable=not (progress and bar),
+            mininterval=1.0,
+        )
+
+    def step(self, **metrics: float | int | str) -> None:
+        """Advance by one step; show ``metrics`` on the bar, and write a line when one is due."""
+        self.count += 1
+        self._bar.update(1)
+        if metrics:
+            # refresh=False: redraw at most once a second (mininterval), not every step.
+            self._bar.set_postfix_str(format_metrics(**metrics), refresh=False)
+        due = self.every is not None and (self.count % self.every == 0 or self.count == self.total)
+        if due or (self.every is not None and self.count == 1):
+            self.write(**metrics)
+
+    def write(self, **metrics: float | int | str) -> str:
+        """Write (and return) one line: the step count, then ``metrics``."""
+        width = len(str(self.total))
+        line = f"{self.unit} {self.count:>{width}}/{self.total}  {format_metrics(**metrics)}"
+        self.lines.append(line)
+        if self.progress:
+            tqdm.write(line)  # above any open bar, not through it
+        return line
+
+    def close(self) -> None:
+        """Close the progress bar (its last state stays on screen)."""
+        self._bar.close()
+
+    def __enter__(self) -> TrainingLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generator:
@@ -223,7 +320,8 @@ def train_one_epoch(
     """Train ``model`` for one pass over ``loader``; return ``(mean loss, accuracy)``.
 
     ``scheduler``, when given, is stepped after every batch (as one-cycle
-    schedules expect). The tqdm bar shows the running loss and accuracy. When
+    schedules expect). The progress bar (:class:`TrainingLog`) shows the
+    running loss and accuracy. When
     ``batch_losses`` is a list, the loss of every batch is appended to it.
 
     Introduced in chapter 07.
@@ -235,8 +333,8 @@ def train_one_epoch(
     correct = torch.zeros((), device=device, dtype=torch.long)
     count = 0
     per_batch: list[torch.Tensor] = []
-    bar = tqdm(loader, desc=description, total=len(loader), disable=not progress, mininterval=1.0)
-    for step, (inputs, targets) in enumerate(bar, start=1):
+    log = TrainingLog(len(loader), description, progress=progress, unit="batch")
+    for step, (inputs, targets) in enumerate(loader, start=1):
         inputs, targets = _to_device(inputs, device), _to_device(targets, device)
         logits = model(inputs)
         loss = loss_fn(logits, targets)
@@ -252,11 +350,10 @@ def train_one_epoch(
         correct += (logits.detach().argmax(dim=1) == targets).sum()
         count += targets.shape[0]
         if progress and (step % 20 == 0 or step == len(loader)):
-            bar.set_postfix(  # refresh=False: redraw at most once a second (mininterval)
-                loss=f"{total_loss.item() / count:.4f}",
-                acc=f"{correct.item() / count:.4f}",
-                refresh=False,
-            )
+            log.step(loss=total_loss.item() / count, acc=correct.item() / count)
+        else:
+            log.step()
+    log.close()
     if count == 0:
         raise ValueError(
             "train_one_epoch() got a loader with no batches; check the dataset is not empty."
@@ -295,12 +392,16 @@ def fit(
     evaluate_every_epoch: bool = True,
     target_acc: float | None = None,
     max_steps: int | None = None,
+    eval_label: str = "val",
 ) -> History:
     """Train for ``epochs`` epochs, evaluating after each; return the :class:`History`.
 
-    One tqdm progress bar per epoch; ``scheduler`` is stepped once per batch.
-    ``test_loader`` may be ``None`` to skip evaluation (the test columns of the
-    history then stay empty). The epoch times exclude evaluation and, on a GPU,
+    One progress bar per epoch, and after it one line (:class:`TrainingLog`)
+    with the epoch's training loss and accuracy, the evaluation's, and the
+    epoch's time; ``progress=False`` turns both off. ``scheduler`` is stepped
+    once per batch. ``test_loader`` may be ``None`` to skip evaluation (the
+    test columns of the history then stay empty); ``eval_label`` names it in
+    the log (``"val"`` for a validation split, ``"test"`` for the test set). The epoch times exclude evaluation and, on a GPU,
     include waiting for its queued work (:func:`cnnbook.device.synchronize`).
 
     The CIFAR-10 recipe (chapter 11) needs a few more controls: ``flip``
@@ -321,6 +422,8 @@ def fit(
     device = device or _model_device(model)
     every_epoch = evaluate_every_epoch or target_acc is not None
     history = History()
+    # One line per epoch; the bars are per epoch, in train_one_epoch.
+    log = TrainingLog(epochs, every=1, progress=progress, unit="epoch", bar=False)
     for epoch in range(1, epochs + 1):
         loader = (
             train_loader
@@ -345,15 +448,20 @@ def fit(
         history.train_acc.append(acc)
         history.steps += len(loader)
         out_of_steps = max_steps is not None and history.steps >= max_steps
+        metrics: dict[str, float] = {"train_loss": loss, "train_acc": acc}
+        reached = False
         if test_loader is not None and (every_epoch or epoch == epochs or out_of_steps):
             test_loss, test_acc = evaluate(model, test_loader, loss_fn, device, flip=flip)
             history.test_loss.append(test_loss)
             history.test_acc.append(test_acc)
-            if target_acc is not None and test_acc >= target_acc:
+            metrics |= {f"{eval_label}_loss": test_loss, f"{eval_label}_acc": test_acc}
+            reached = target_acc is not None and test_acc >= target_acc
+            if reached:
                 history.reached_at = history.train_seconds
-                break
-        if out_of_steps:
+        log.step(**metrics, seconds=history.epoch_seconds[-1])
+        if reached or out_of_steps:
             break
+    log.close()
     return history
 
 
