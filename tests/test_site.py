@@ -43,8 +43,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-HTML = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+# Where the book is built: the checkout by default; CNNBOOK_BUILD_PATH sends the build
+# (and the screenshots) elsewhere, so that two people can test the site at once.
+BUILD = Path(os.environ.get("CNNBOOK_BUILD_PATH", ROOT)) / "_build"
+HTML = BUILD / "html"
+SCREENSHOTS = BUILD / "screenshots"
 LOCAL_MATHJAX = HTML / "_static" / "mathjax" / "tex-mml-chtml.js"
 REFERENCES_PAGE = "references"
 CHROMIUM_ARGS = [
@@ -109,7 +112,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def site() -> Iterator[str]:
     """Build the book and serve it; yield the base URL."""
     subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(BUILD.parent)],
         check=True, cwd=ROOT,
     )  # fmt: skip
     handler = functools.partial(_QuietHandler, directory=str(HTML))
