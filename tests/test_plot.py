@@ -6,16 +6,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.figure  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.text  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnbook.plot import (  # noqa: E402
+    SMALLEST_TEXT_PT,
     plot_batch_loss,
     plot_confusion_matrix,
     plot_history,
     show_images,
 )
 from cnnbook.train import History, confusion_matrix  # noqa: E402
+from cnnbook.visualize import plot_feature_maps  # noqa: E402
 
 
 def test_show_images_titles_labels_and_marks_mistakes() -> None:
@@ -83,3 +88,20 @@ def test_plot_batch_loss_compares_named_runs_in_one_colour_each() -> None:
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["short", "long"]
     with pytest.raises(ValueError, match="no batch losses"):
         plot_batch_loss({"empty": History()})
+
+
+def _smallest_text(fig: matplotlib.figure.Figure) -> float:
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    return min(t.get_fontsize() for t in texts)
+
+
+def test_labels_and_counts_are_legible_at_the_page_width() -> None:
+    images = torch.zeros(4, 1, 8, 8)
+    figures = [
+        show_images(images, [0, 1, 2, 3], predictions=[0, 1, 3, 3], ncols=4),
+        plot_confusion_matrix(torch.eye(10, dtype=torch.long) * 90, [str(i) for i in range(10)]),
+        plot_feature_maps(torch.rand(8, 6, 6), ncols=8),
+    ]
+    for fig in figures:
+        assert _smallest_text(fig) >= SMALLEST_TEXT_PT >= 9
+        plt.close(fig)

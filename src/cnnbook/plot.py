@@ -11,6 +11,11 @@ from matplotlib.figure import Figure
 
 from .train import History
 
+#: The smallest text, in points, that the book's figures use for labels and counts.
+#: Figures are sized for the page's content column (about 7 in at 100 dpi), so 10 pt
+#: text shows about 13 px high there; smaller text is hard to read on the site.
+SMALLEST_TEXT_PT = 10.0
+
 
 def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A (C, H, W) or (H, W) image as an array matplotlib can show, scaled to [0, 1]."""
@@ -37,7 +42,8 @@ def show_images(
 ) -> Figure:
     """Draw images in a grid, each titled with its label (and prediction, if given).
 
-    ``images`` is a batch ``(N, C, H, W)`` (uint8 0..255 or float 0..1) or a
+    Titles are :data:`SMALLEST_TEXT_PT` points high; ``size`` is each panel's
+    width in inches. ``images`` is a batch ``(N, C, H, W)`` (uint8 0..255 or float 0..1) or a
     list of images. With ``predictions``, a title reads ``true → predicted`` and
     is red where they differ. Returns the figure so a notebook can show or save it.
 
@@ -48,8 +54,9 @@ def show_images(
         raise ValueError("show_images() needs at least one image.")
     ncols = min(ncols, count)
     nrows = int(np.ceil(count / ncols))
+    label_room = 0.3 if labels is not None else 0.0  # each row's titles need their own line
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0))
+        nrows, ncols, figsize=(size * ncols, (size + label_room) * nrows + (0.4 if title else 0))
     )
     axes = np.atleast_1d(axes).ravel()
 
@@ -68,11 +75,11 @@ def show_images(
                 guess = int(predictions[i])
                 ax.set_title(
                     f"{name(true)} → {name(guess)}",
-                    fontsize=8,
+                    fontsize=SMALLEST_TEXT_PT,
                     color="black" if guess == true else "red",
                 )
             else:
-                ax.set_title(name(true), fontsize=9)
+                ax.set_title(name(true), fontsize=SMALLEST_TEXT_PT)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -161,7 +168,7 @@ def plot_confusion_matrix(
             str(value),
             ha="center",
             va="center",
-            fontsize=7,
+            fontsize=SMALLEST_TEXT_PT,
             color="white" if value > threshold else "black",
         )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .conv import conv_output_size
+from .plot import SMALLEST_TEXT_PT
 
 
 def capture_activations(
@@ -176,7 +177,7 @@ def plot_feature_maps(
     fig, axes = _grid(count, ncols, size, title)
     for index in range(count):
         axes[index].imshow(array[index], cmap=cmap)
-        axes[index].set_title(str(index), fontsize=7)
+        axes[index].set_title(str(index), fontsize=SMALLEST_TEXT_PT)
     fig.tight_layout()
     return fig
 
