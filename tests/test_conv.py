@@ -18,7 +18,12 @@ from cnnbook.conv import (
     conv2d_im2col,
     conv2d_naive,
     conv_output_size,
+    conv_transpose2d,
+    conv_transpose2d_direct,
+    conv_transpose_output_size,
+    convolution_matrix,
     im2col,
+    insert_zeros,
     max_pool2d,
     pool_output_size,
 )
@@ -410,3 +415,196 @@ def test_worked_example_is_eight() -> None:
 def test_invalid_arguments_raise_clear_value_errors(call, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+# --- Transposed convolution (chapter 05) -------------------------------------------------
+
+
+@st.composite
+def transpose_cases(draw: st.DrawFn) -> dict:
+    """A random transposed convolution that PyTorch accepts (a positive output size)."""
+    groups = draw(st.integers(1, 2))
+    case = {
+        "n": draw(st.integers(1, 2)),
+        "in_channels": groups * draw(st.integers(1, 2)),
+        "out_channels": groups * draw(st.integers(1, 2)),
+        "groups": groups,
+        "bias": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+    for name, low, high in [("kernel", 1, 4), ("stride", 1, 3), ("dilation", 1, 3)]:
+        case[name] = (draw(st.integers(low, high)), draw(st.integers(low, high)))
+    case["output_padding"] = tuple(
+        draw(st.integers(0, max(case["stride"][i], case["dilation"][i]) - 1)) for i in (0, 1)
+    )
+    case["size"] = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    # Padding up to what still leaves at least one output cell.
+    case["padding"] = tuple(
+        draw(
+            st.integers(
+                0,
+                max(
+                    0,
+                    (
+                        (case["size"][i] - 1) * case["stride"][i]
+                        + case["dilation"][i] * (case["kernel"][i] - 1)
+                        + case["output_padding"][i]
+                    )
+                    // 2,
+                ),
+            )
+        )
+        for i in (0, 1)
+    )
+    return case
+
+
+@SETTINGS
+@given(transpose_cases())
+def test_conv_transpose2d_matches_pytorch(case: dict) -> None:
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["in_channels"], *case["size"])).astype(np.float32)
+    shape = (case["in_channels"], case["out_channels"] // case["groups"], *case["kernel"])
+    weight = rng.standard_normal(shape).astype(np.float32)
+    bias = rng.standard_normal(case["out_channels"]).astype(np.float32) if case["bias"] else None
+    args = (case["stride"], case["padding"], case["output_padding"], case["groups"])
+    torch_bias = None if bias is None else torch.from_numpy(bias)
+    try:
+        expected = F.conv_transpose2d(
+            torch.from_numpy(x), torch.from_numpy(weight), torch_bias, *args, case["dilation"]
+        ).numpy()
+    except RuntimeError:
+        event("PyTorch refuses")
+        for conv in (conv_transpose2d, conv_transpose2d_direct):
+            with pytest.raises(ValueError):
+                conv(x, weight, bias, *args, case["dilation"])
+        return
+    for conv in (conv_transpose2d, conv_transpose2d_direct):
+        out = conv(x, weight, bias, *args, case["dilation"])
+        assert out.shape == expected.shape, conv.__name__
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4, err_msg=conv.__name__)
+
+
+def _pytorch_transpose_size(length, kernel, stride, padding, output_padding, dilation):
+    """The output length of nn.ConvTranspose1d, or None where PyTorch refuses."""
+    layer = torch.nn.ConvTranspose1d(
+        1, 1, kernel, stride, padding, output_padding, dilation=dilation, bias=False
+    )
+    try:
+        return layer(torch.zeros(1, 1, length)).shape[-1]
+    except RuntimeError:
+        return None
+
+
+def test_conv_transpose_output_size_agrees_with_pytorch_on_every_small_configuration() -> None:
+    checked = refused = 0
+    for length, kernel, stride, padding, output_padding, dilation in itertools.product(
+        range(1, 6), range(1, 5), range(1, 4), range(0, 5), range(0, 3), range(1, 3)
+    ):
+        args = (length, kernel, stride, padding, output_padding, dilation)
+        expected = _pytorch_transpose_size(*args)
+        if expected is None:
+            refused += 1
+            with pytest.raises(ValueError):
+                conv_transpose_output_size(*args)
+        else:
+            checked += 1
+            assert conv_transpose_output_size(*args) == expected, args
+    assert checked > 500 and refused > 100
+
+
+@SETTINGS
+@given(
+    st.integers(1, 40),
+    st.integers(1, 7),
+    st.integers(1, 5),
+    st.integers(0, 6),
+    st.integers(1, 4),
+)
+def test_transposed_size_inverts_the_convolution_size(
+    length: int, kernel: int, stride: int, padding: int, dilation: int
+) -> None:
+    """Every input length of a convolution is recovered by one output_padding below the stride."""
+    span = dilation * (kernel - 1) + 1
+    if span > length + 2 * padding:
+        return
+    out = conv_output_size(length, kernel, stride, padding, dilation)
+    # The lengths that the convolution maps to `out` differ only in the dropped remainder.
+    base = (out - 1) * stride - 2 * padding + span
+    assert 0 <= length - base < stride
+    output_padding = length - base
+    args = (out, kernel, stride, padding, output_padding, dilation)
+    if output_padding >= dilation:
+        event("output_padding needs the stride")
+    assert conv_transpose_output_size(*args) == length == _pytorch_transpose_size(*args)
+
+
+def test_conv_transpose_output_size_errors_name_the_argument() -> None:
+    cases = [
+        (lambda: conv_transpose_output_size(3, 3, stride=1, output_padding=1), "output_padding=1"),
+        (lambda: conv_transpose_output_size(3, 3, stride=2, output_padding=2), "smaller than"),
+        (lambda: conv_transpose_output_size(3, 3, padding=-1), "padding must be at least 0"),
+        (lambda: conv_transpose_output_size(3, 3, stride=0), "stride must be at least 1"),
+        (lambda: conv_transpose_output_size(3, 3, dilation=0), "dilation must be at least 1"),
+        (lambda: conv_transpose_output_size(2, 3, padding=2), "use less padding"),
+        (lambda: conv_transpose_output_size(0, 3), "length must be at least 1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+    # Allowed: output_padding below the dilation even with stride 1, as in PyTorch.
+    assert conv_transpose_output_size(3, 3, stride=1, output_padding=1, dilation=2) == 8
+
+
+def test_conv_transpose2d_rejects_bad_shapes() -> None:
+    x = np.zeros((1, 2, 3, 3))
+    with pytest.raises(ValueError, match="weight.shape\\[0\\] must equal"):
+        conv_transpose2d(x, np.zeros((3, 1, 2, 2)))
+    with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
+        conv_transpose2d(x, np.zeros((2, 2, 2, 2)), np.zeros(3), groups=2)
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        conv_transpose2d_direct(x, np.zeros((2, 1, 2, 2)), groups=3)
+    assert conv_transpose2d(x[0], np.ones((2, 1, 2, 2))).shape == (1, 4, 4)
+
+
+def test_insert_zeros_spreads_pixels() -> None:
+    x = np.arange(1, 5, dtype=float).reshape(1, 1, 2, 2)
+    spread = insert_zeros(x, 2)
+    assert spread[0, 0].tolist() == [[1, 0, 2], [0, 0, 0], [3, 0, 4]]
+    assert insert_zeros(x, (1, 3)).shape == (1, 1, 2, 4)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2), (3, 0, 1)])
+def test_convolution_matrix_and_its_transpose_match_pytorch(
+    stride: int, padding: int, dilation: int
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 6))
+    weight = rng.standard_normal((3, 2, 3, 3))
+    matrix = convolution_matrix(x.shape, weight, stride, padding, dilation)
+    y = F.conv2d(
+        torch.from_numpy(x)[None], torch.from_numpy(weight), None, stride, padding, dilation
+    )
+    assert matrix.shape == (y.numel(), x.size)
+    np.testing.assert_allclose(matrix @ x.ravel(), y.numpy().ravel(), atol=1e-10)
+    # The transpose is the transposed convolution (output_padding restores the input's size).
+    g = rng.standard_normal(y.shape[1:])
+    out_pad = [
+        x.shape[1 + i] - conv_transpose_output_size(y.shape[2 + i], 3, stride, padding, 0, dilation)
+        for i in (0, 1)
+    ]
+    back = F.conv_transpose2d(
+        torch.from_numpy(g)[None],
+        torch.from_numpy(weight),
+        None,
+        stride,
+        padding,
+        tuple(out_pad),
+        1,
+        dilation,
+    )
+    np.testing.assert_allclose(matrix.T @ g.ravel(), back.numpy().ravel(), atol=1e-10)
+    with pytest.raises(ValueError, match="input_shape must be"):
+        convolution_matrix((5, 6), weight)
+    with pytest.raises(ValueError, match="input channels"):
+        convolution_matrix((4, 5, 6), weight)

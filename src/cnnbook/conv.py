@@ -536,3 +536,260 @@ def avg_pool2d(
     means = rows.sum(axis=1).reshape(n, c, out_h, out_w) / divisor
     means = means.astype(np.result_type(input, np.float32), copy=False)
     return means[0] if unbatched else means
+
+
+def conv_transpose_output_size(
+    length: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> int:
+    """Output length of a transposed convolution along one dimension, as ``nn.ConvTranspose2d``.
+
+    ``L_out = (L_in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``:
+    every input cell places a copy of the (dilated) kernel ``stride`` cells after the
+    previous one, ``padding`` cells are cropped from each end, and ``output_padding``
+    cells are added back at the end. The arguments are in the order of
+    ``nn.ConvTranspose2d``. Raises ``ValueError`` exactly where PyTorch refuses: a
+    non-positive length, kernel, stride or dilation, a negative padding or
+    output padding, ``output_padding`` not smaller than the stride or the
+    dilation, or an output of zero cells or fewer.
+
+    Introduced in chapter 05.
+    """
+    _check_positive("length", length)
+    _check_positive("kernel_size", kernel_size)
+    _check_positive("stride", stride)
+    _check_positive("dilation", dilation)
+    _check_positive("padding", padding, minimum=0)
+    _check_positive("output_padding", output_padding, minimum=0)
+    if output_padding >= stride and output_padding >= dilation:
+        raise ValueError(
+            f"output_padding={output_padding} must be smaller than the stride ({stride}) or "
+            f"the dilation ({dilation}), as in PyTorch: it only picks one of the "
+            f"{max(stride, dilation)} input lengths that a strided convolution maps to the same "
+            f"output; use output_padding <= {max(stride, dilation) - 1}."
+        )
+    out = (length - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+    if out < 1:
+        raise ValueError(
+            f"the transposed convolution of length {length} with kernel_size={kernel_size}, "
+            f"stride={stride}, dilation={dilation} and output_padding={output_padding} has "
+            f"{out + 2 * padding} cells before cropping, too few for padding={padding} on each "
+            f"side (the output would have {out}); use less padding."
+        )
+    return out
+
+
+def insert_zeros(input: np.ndarray, stride: IntOrPair) -> np.ndarray:
+    """``input`` (N, C, H, W) with ``stride - 1`` zeros inserted between neighbouring pixels.
+
+    The result has shape (N, C, (H-1)*stride_h + 1, (W-1)*stride_w + 1), with the
+    input's pixels at every ``stride``-th row and column. This is the first step
+    of the "equivalent direct convolution" view of a transposed convolution:
+    the stride of the transposed convolution becomes gaps in its input.
+
+    Introduced in chapter 05.
+    """
+    input = _check_input("input", input)
+    sh, sw = _pair("stride", stride)
+    n, c, h, w = input.shape
+    out = np.zeros((n, c, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=input.dtype)
+    out[:, :, ::sh, ::sw] = input
+    return out
+
+
+def _check_transpose_args(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: IntOrPair,
+    padding: IntOrPair,
+    output_padding: IntOrPair,
+    groups: int,
+    dilation: IntOrPair,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool, dict[str, tuple[int, int]]]:
+    """Checked input (N, C_in, H, W), weight (C_in, C_out/groups, kH, kW), bias and arguments."""
+    input, unbatched = _batched("input", input)
+    weight = _check_input("weight", weight)
+    _check_positive("groups", groups)
+    in_channels = input.shape[1]
+    out_channels = weight.shape[1] * groups
+    if in_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels}.")
+    if weight.shape[0] != in_channels:
+        raise ValueError(
+            f"weight has shape {weight.shape}, but a transposed convolution's weight is "
+            f"(in_channels, out_channels/groups, kH, kW) and input has {in_channels} channels; "
+            "weight.shape[0] must equal the input's channels (note the order: it is the "
+            "transpose of Conv2d's (out_channels, in_channels/groups, kH, kW))."
+        )
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (out_channels,):
+            raise ValueError(
+                f"bias must have shape ({out_channels},), one value per output channel, "
+                f"got {bias.shape}."
+            )
+    args = {
+        "stride": _pair("stride", stride),
+        "padding": _pair("padding", padding, minimum=0),
+        "output_padding": _pair("output_padding", output_padding, minimum=0),
+        "dilation": _pair("dilation", dilation),
+    }
+    return input, weight, bias, unbatched, args
+
+
+def conv_transpose2d(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+    groups: int = 1,
+    dilation: IntOrPair = 1,
+) -> np.ndarray:
+    """2-D transposed convolution in NumPy, as ``torch.nn.functional.conv_transpose2d``.
+
+    The scatter view, the adjoint of ``conv2d_im2col``: every input pixel
+    multiplies the whole kernel and the products are added into the output
+    with ``col2im``, ``stride`` cells apart (and spread by ``dilation``); then
+    ``padding`` cells are cropped from each side and ``output_padding`` cells
+    are kept at the bottom and right. ``weight`` has PyTorch's transposed layout
+    (C_in, C_out/groups, kH, kW). Output sizes follow
+    ``conv_transpose_output_size``, which raises ``ValueError`` where PyTorch
+    refuses. A single unbatched (C_in, H, W) input gives an unbatched result.
+
+    Introduced in chapter 05.
+    """
+    input, weight, bias, unbatched, args = _check_transpose_args(
+        input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+    (sh, sw), (ph, pw) = args["stride"], args["padding"]
+    (oph, opw), (dh, dw) = args["output_padding"], args["dilation"]
+    n, c_in, h, w = input.shape
+    _, out_per_group, kh, kw = weight.shape
+    out_h = conv_transpose_output_size(h, kh, sh, ph, oph, dh)
+    out_w = conv_transpose_output_size(w, kw, sw, pw, opw, dw)
+    # The full output before cropping: each input pixel's kernel copy fits entirely.
+    full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1
+    in_per_group = c_in // groups
+    dtype = np.result_type(input, weight)
+    full = np.zeros((n, out_per_group * groups, full_h + oph, full_w + opw), dtype=dtype)
+    for g in range(groups):
+        rows = input[:, g * in_per_group : (g + 1) * in_per_group].transpose(0, 2, 3, 1)
+        rows = rows.reshape(n * h * w, in_per_group)  # one row per input pixel
+        kernels = weight[g * in_per_group : (g + 1) * in_per_group].reshape(in_per_group, -1)
+        col = rows @ kernels  # each row: that pixel times every kernel, (C_out/g, kH, kW)
+        full[:, g * out_per_group : (g + 1) * out_per_group, :full_h, :full_w] = col2im(
+            col, (n, out_per_group, full_h, full_w), kh, kw, (sh, sw), 0, (dh, dw)
+        )
+    out = full[:, :, ph : ph + out_h, pw : pw + out_w]
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out[0] if unbatched else out
+
+
+def _pad_or_crop(array: np.ndarray, before: int, after: int, axis: int) -> np.ndarray:
+    """Pad ``array`` along ``axis`` with zeros (positive amounts) or crop it (negative ones)."""
+    if before < 0:
+        array = np.take(array, np.arange(-before, array.shape[axis]), axis=axis)
+        before = 0
+    if after < 0:
+        array = np.take(array, np.arange(array.shape[axis] + after), axis=axis)
+        after = 0
+    widths = [(0, 0)] * array.ndim
+    widths[axis] = (before, after)
+    return np.pad(array, widths)
+
+
+def conv_transpose2d_direct(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+    groups: int = 1,
+    dilation: IntOrPair = 1,
+) -> np.ndarray:
+    """The same transposed convolution as an ordinary, stride-1 convolution (the direct view).
+
+    Three steps, each visible in the code: insert ``stride - 1`` zeros between the
+    input's pixels (``insert_zeros``); pad ``dilation*(k-1) - padding`` zeros on
+    the top and left and ``output_padding`` more on the bottom and right (a
+    negative amount crops); then convolve with stride 1, the same dilation and
+    the kernel flipped in both directions, its input and output channels
+    swapped. Same arguments and result as ``conv_transpose2d`` and
+    ``torch.nn.functional.conv_transpose2d``.
+
+    Introduced in chapter 05.
+    """
+    input, weight, bias, unbatched, args = _check_transpose_args(
+        input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+    (sh, sw), (ph, pw) = args["stride"], args["padding"]
+    (oph, opw), (dh, dw) = args["output_padding"], args["dilation"]
+    c_in, out_per_group, kh, kw = weight.shape
+    n, _, h, w = input.shape
+    # Validate the sizes first, so that the error is the transposed convolution's.
+    conv_transpose_output_size(h, kh, sh, ph, oph, dh)
+    conv_transpose_output_size(w, kw, sw, pw, opw, dw)
+    spread = insert_zeros(input, (sh, sw))
+    edge_h, edge_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    spread = _pad_or_crop(spread, edge_h, edge_h + oph, axis=2)
+    spread = _pad_or_crop(spread, edge_w, edge_w + opw, axis=3)
+    # (C_in, C_out/g, kH, kW) -> (C_out, C_in/g, kH, kW), flipped in both spatial axes.
+    in_per_group = c_in // groups
+    flipped = weight.reshape(groups, in_per_group, out_per_group, kh, kw)
+    flipped = flipped.transpose(0, 2, 1, 3, 4).reshape(groups * out_per_group, in_per_group, kh, kw)
+    flipped = flipped[:, :, ::-1, ::-1]
+    out = conv2d_im2col(spread, flipped, bias, 1, 0, (dh, dw), groups)
+    return out[0] if unbatched else out
+
+
+def convolution_matrix(
+    input_shape: tuple[int, int, int],
+    weight: np.ndarray,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> np.ndarray:
+    """The convolution ``conv2d(x, weight, stride, padding, dilation)`` as an explicit matrix C.
+
+    ``input_shape`` is (C_in, H, W) and ``weight`` is (C_out, C_in, kH, kW). Row
+    ``(f, i, j)`` of C (flattened in that order) computes output pixel (i, j) of
+    filter f: it holds the kernel's weights at the columns of the input pixels
+    under the kernel, and zeros everywhere else (taps that fall in the zero
+    padding are dropped). So ``C @ x.ravel()`` is the convolution of one image,
+    and ``C.T @ y.ravel()`` is the transposed convolution of ``y``. The matrix
+    has ``C_out*H_out*W_out`` rows and ``C_in*H*W`` columns, mostly zeros: build
+    it for small cases only.
+
+    Introduced in chapter 05.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C_in, H, W), got {input_shape!r}.")
+    c_in, h, w = (int(v) for v in input_shape)
+    weight = _check_input("weight", weight)
+    c_out, c_w, kh, kw = weight.shape
+    if c_w != c_in:
+        raise ValueError(
+            f"weight has {c_w} input channels but input_shape has {c_in}; "
+            "weight must be (C_out, C_in, kH, kW)."
+        )
+    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding, minimum=0)
+    dh, dw = _pair("dilation", dilation)
+    out_h, out_w = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+    matrix = np.zeros((c_out, out_h, out_w, c_in, h, w), dtype=weight.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            for a in range(kh):
+                for b in range(kw):
+                    row, col = i * sh - ph + a * dh, j * sw - pw + b * dw
+                    if 0 <= row < h and 0 <= col < w:
+                        matrix[:, i, j, :, row, col] = weight[:, :, a, b]
+    return matrix.reshape(c_out * out_h * out_w, c_in * h * w)
