@@ -19,7 +19,8 @@ It saves screenshots of three pages at 1280 px (desktop) and 390 px (phone) in
 fit the page (clipped code, outputs and equations; figures shrunk below 70% of
 their width) and ``test_layout_fits`` requires, on every page at 1280 px, that
 nothing is clipped, no figure is shrunk below that, and every figure has a
-numbered caption and alt text.
+numbered caption and alt text; and, printed on A4 (print media, 718 px between
+the margins), that nothing is cut off.
 
 Chromium comes from Debian (``apt-get install chromium``). Without it the test
 is skipped on a laptop, but fails in CI (where ``CI`` is set).
@@ -56,6 +57,8 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+# A4 paper (210 mm at 96 px per inch) less the printer's 10 mm margins on each side.
+PRINT = {"width": 718, "height": 1016}
 # The pages whose screenshots are kept, and what each screenshot is scrolled to.
 SCREENSHOT_PAGES = {
     "intro": None,  # the landing page: parts, chapters, a formula, citations
@@ -325,6 +328,11 @@ def test_layout_fits(browser: Any, site: str, visits: list[Visit], page_path: st
     assert not problems["figures"], f"figures shown too small: {problems['figures']}"
     unlabelled = uncaptioned_figures(visit.page)
     assert not unlabelled, f"figures without a numbered caption or alt text: {unlabelled}"
+    # On paper nothing scrolls: whatever would be clipped there is lost for good.
+    visit.page.emulate_media(media="print")
+    visit.page.set_viewport_size(PRINT)
+    on_paper = layout_problems(visit.page)["clipped"]
+    assert not on_paper, f"{len(on_paper)} cut off when printed on A4: {on_paper}"
 
 
 _FIGURES_JS = """
