@@ -12,6 +12,8 @@ names the chapter that introduces it.
   evaluation (predictions with optional test-time augmentation, accuracy, confusion matrix).
 - :mod:`cnnbook.plot`: image grids, training curves, confusion-matrix figures.
 - :mod:`cnnbook.conv`: convolution and pooling in NumPy (naive and im2col), output sizes.
+- :mod:`cnnbook.animation`: animations of convolution arithmetic (the kernel sliding, the
+  output filling in), as self-contained HTML.
 - :mod:`cnnbook.numpy_net`: the layers and network of the CNN built from scratch in NumPy.
 - :mod:`cnnbook.models`: the PyTorch networks of the book (MNIST, LeNet/AlexNet, CIFAR-10, RNNs).
 - :mod:`cnnbook.augment`: data augmentation on whole batches of tensors.
