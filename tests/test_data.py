@@ -24,6 +24,7 @@ from cnnbook.data import (
     load_tensors,
     mnist,
     random_subset,
+    shakespeare,
     validation_split,
 )
 
@@ -451,3 +452,91 @@ def test_cache_of_another_copy_is_rebuilt(
     assert "another copy (bytes" in line
     frog = CIFAR10_CLASSES.index("frog") * 2
     assert images[frog].float().std() > 20  # the new, noisy image, not the cached plain one
+
+
+# --- Chapter 18: the Shakespeare corpus -------------------------------------------------------
+
+SPEECH = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
+
+
+def test_shakespeare_missing_offline_is_one_clear_error(tmp_path: Path, offline: None) -> None:
+    with pytest.raises(DatasetUnavailableError) as caught:
+        shakespeare(root=tmp_path)
+    message = str(caught.value)
+    assert "The Shakespeare corpus is not available" in message
+    assert "tinyshakespeare/input.txt" in message and "shakespeare/input.txt" in message
+    assert str(tmp_path) in message and "name resolution" in message
+    assert "set CNNBOOK_DATA" in message and data.SHAKESPEARE_URL in message
+    assert not (tmp_path / "tinyshakespeare").exists()  # a failed download leaves nothing
+
+
+def test_shakespeare_without_download_names_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(DatasetUnavailableError, match="download=False"):
+        shakespeare(root=tmp_path, download=False)
+
+
+def test_shakespeare_offline_copy_is_read_and_named(
+    tmp_path: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "shakespeare").mkdir()
+    (tmp_path / "shakespeare" / "input.txt").write_text(SPEECH)
+    corpus = shakespeare(root=tmp_path)
+    assert corpus.text == SPEECH and corpus.path == tmp_path / "shakespeare" / "input.txt"
+    assert corpus.source.startswith("offline copy")
+    assert f"{len(SPEECH):,} characters; the original has 1,115,394" in corpus.source
+    assert capsys.readouterr().out == f"Shakespeare source: {corpus.source}\n"
+    shakespeare(root=tmp_path, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_shakespeare_download_is_used_and_preferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def fake_download(url: str, root: str, filename: str, **kwargs: object) -> None:
+        calls.append(url)
+        (Path(root) / filename).write_text("x" * data.SHAKESPEARE_LENGTH)
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_url", fake_download)
+    (tmp_path / "shakespeare").mkdir()
+    (tmp_path / "shakespeare" / "input.txt").write_text(SPEECH)
+    corpus = shakespeare(root=tmp_path, verbose=False)
+    assert calls == [data.SHAKESPEARE_URL]
+    assert corpus.path == tmp_path / "tinyshakespeare" / "input.txt"
+    assert corpus.source.startswith("original tiny-shakespeare file")
+    assert "1,115,394 characters, the original's length" in corpus.source
+    assert [p.name for p in corpus.path.parent.iterdir()] == ["input.txt"]  # no temporary left
+    shakespeare(root=tmp_path, verbose=False)
+    assert len(calls) == 1  # already on disk: not downloaded again
+
+
+def test_shakespeare_download_of_another_length_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_download(url: str, root: str, filename: str, **kwargs: object) -> None:
+        (Path(root) / filename).write_text(SPEECH)
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_url", fake_download)
+    corpus = shakespeare(root=tmp_path, verbose=False)
+    assert f"{len(SPEECH):,} characters; the original has 1,115,394" in corpus.source
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n", b"\xff\xfe\x00bad"])
+def test_shakespeare_unreadable_or_empty_copy_is_corrupt(
+    tmp_path: Path, offline: None, content: bytes
+) -> None:
+    (tmp_path / "shakespeare").mkdir()
+    (tmp_path / "shakespeare" / "input.txt").write_bytes(content)
+    with pytest.raises(DatasetCorruptError, match="input.txt"):
+        shakespeare(root=tmp_path)
+
+
+@pytest.mark.skipif(
+    not (data_root() / "shakespeare" / "input.txt").is_file(),
+    reason="the data root (CNNBOOK_DATA) holds no Shakespeare copy",
+)
+def test_real_shakespeare_copy(offline: None) -> None:
+    corpus = shakespeare(verbose=False)
+    assert corpus.text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
+    assert len(corpus.text) > 1_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -9,13 +10,22 @@ import sys
 import pytest
 import torch
 
+from cnnbook.models import CharLanguageModel
 from cnnbook.text import (
+    bigram_counts,
+    bits_per_character,
     build_vocab,
     char_to_index,
+    consecutive_windows,
     decode,
+    detach_hidden,
     encode,
+    evaluate_language_model,
+    perplexity,
+    random_windows,
     sample_text,
     sliding_windows,
+    split_by_position,
     windows_to_tensors,
 )
 
@@ -137,3 +147,117 @@ def test_sample_text_greedy_and_seeded() -> None:
     assert len({draw(s) for s in range(5)}) > 1
     with pytest.raises(ValueError, match="prompt"):
         sample_text(model, vocab, "", 3)
+
+
+# --- Chapter 18: language-model utilities -----------------------------------------------------
+
+
+def test_split_by_position_keeps_order_and_holds_out_the_end() -> None:
+    data = torch.arange(100)
+    train, val = split_by_position(data, 0.1)
+    assert torch.equal(train, torch.arange(90)) and torch.equal(val, torch.arange(90, 100))
+    assert split_by_position("abcdefghij", 0.2) == ("abcdefgh", "ij")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_split_by_position_rejects_bad_fractions(fraction: float) -> None:
+    with pytest.raises(ValueError, match="validation_fraction"):
+        split_by_position(torch.arange(100), fraction)
+
+
+def test_split_by_position_rejects_a_text_too_short() -> None:
+    with pytest.raises(ValueError, match="too short"):
+        split_by_position(torch.arange(3), 0.1)
+
+
+def test_bigram_counts_counts_every_pair() -> None:
+    vocab = build_vocab("abc")
+    counts = bigram_counts(encode("abcab", vocab), len(vocab))
+    assert counts.shape == (3, 3) and counts.dtype == torch.int64
+    assert counts.tolist() == [[0, 2, 0], [0, 0, 1], [1, 0, 0]]  # ab twice, bc, ca
+    assert int(counts.sum()) == 4
+
+
+def test_bigram_counts_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="1-D integer"):
+        bigram_counts(torch.zeros(2, 3, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match="1-D integer"):
+        bigram_counts(torch.zeros(4), 3)
+    with pytest.raises(ValueError, match=r"range\(3\)"):
+        bigram_counts(torch.tensor([0, 1, 3]), 3)
+
+
+def test_perplexity_and_bits_per_character() -> None:
+    uniform = math.log(65)  # the cross-entropy of a uniform guess among 65 characters
+    assert perplexity(uniform) == pytest.approx(65)
+    assert bits_per_character(uniform) == pytest.approx(math.log2(65))
+    assert perplexity(0.0) == 1.0 and bits_per_character(math.log(2)) == pytest.approx(1.0)
+
+
+def test_random_windows_are_shifted_slices_and_reproducible() -> None:
+    data = torch.arange(50)
+    x, y = random_windows(data, 8, 5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8)
+    for row_x, row_y in zip(x, y, strict=True):
+        start = int(row_x[0])
+        assert torch.equal(row_x, torch.arange(start, start + 8))
+        assert torch.equal(row_y, row_x + 1)
+    again, _ = random_windows(data, 8, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)
+    x, _ = random_windows(data, 49, 100, generator=torch.Generator().manual_seed(1))
+    assert int(x[:, 0].max()) == 0  # the only start that fits
+
+
+def test_random_windows_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="too few"):
+        random_windows(torch.arange(5), 5, 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        random_windows(torch.arange(5), 0, 2)
+
+
+def test_consecutive_windows_continue_each_stream() -> None:
+    data = torch.arange(41)  # 40 (input, target) positions: 4 streams of 10
+    windows = consecutive_windows(data, batch_size=4, length=3)
+    assert len(windows) == 3  # 10 // 3; the last position of each stream is dropped
+    for x, y in windows:
+        assert x.shape == y.shape == (4, 3) and torch.equal(y, x + 1)
+    streams = torch.cat([x for x, _ in windows], dim=1)
+    assert torch.equal(streams[:, 0], torch.tensor([0, 10, 20, 30]))
+    assert torch.equal(streams, torch.arange(40).view(4, 10)[:, :9])
+
+
+def test_consecutive_windows_reject_too_little_data() -> None:
+    with pytest.raises(ValueError, match="smaller batch_size"):
+        consecutive_windows(torch.arange(20), batch_size=8, length=5)
+    with pytest.raises(ValueError, match=">= 1"):
+        consecutive_windows(torch.arange(20), batch_size=0, length=5)
+
+
+def test_detach_hidden_keeps_values_and_cuts_the_graph() -> None:
+    weight = torch.ones(2, requires_grad=True)
+    h, c = weight * 2, weight * 3
+    detached = detach_hidden((h, c))
+    assert isinstance(detached, tuple)
+    assert all(not t.requires_grad for t in detached)
+    assert torch.equal(detached[0], h.detach()) and torch.equal(detached[1], c.detach())
+    single = detach_hidden(h)
+    assert isinstance(single, torch.Tensor) and not single.requires_grad
+    assert detach_hidden(None) is None
+
+
+def test_evaluate_language_model_matches_a_hand_computed_loss() -> None:
+    torch.manual_seed(0)
+    vocab_size = 5
+    data = torch.randint(0, vocab_size, (41,))
+    model = CharLanguageModel(vocab_size, embedding_dim=3, hidden_size=4)
+    model.train()
+    loss, acc = evaluate_language_model(model, data, batch_size=2, length=5)
+    assert model.training  # restored
+    # The same thing by hand: two streams of 20, read whole (carrying the state is the same).
+    x = data[:40].view(2, 20)
+    y = data[1:41].view(2, 20)
+    with torch.no_grad():
+        logits, _ = model(x)
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(-1) == y).float().mean().item())

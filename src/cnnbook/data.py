@@ -12,6 +12,10 @@ The per-channel statistics (``MNIST_MEAN``, ``CIFAR10_STD``, ...) and
 :func:`normalize` standardise the pixels. For fast training, :func:`load_tensors` returns a whole split as one ``uint8``
 tensor of shape ``(N, C, H, W)`` plus ``int64`` labels, and :class:`TensorLoader`
 iterates over such tensors in batches, on the GPU when there is one.
+
+:func:`shakespeare` returns the text corpus of the character language model
+(the original "tiny shakespeare" file online, ``<root>/shakespeare/input.txt``
+offline) with the source it came from.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -577,3 +582,112 @@ class TensorLoader:
             if self.transform is not None:
                 inputs = self.transform(inputs)
             yield inputs, self.labels[index]
+
+
+# --- Text: Shakespeare for the character language model (chapter 18) -------------------------
+
+SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+SHAKESPEARE_LENGTH = 1_115_394  # characters of the original tiny-shakespeare file
+SHAKESPEARE_DOWNLOAD_FOLDER = "tinyshakespeare"  # where the original file is downloaded to
+SHAKESPEARE_OFFLINE_FOLDER = "shakespeare"  # where an offline copy is read from
+
+
+@dataclass(frozen=True)
+class TextCorpus:
+    """A text corpus read by :func:`shakespeare`: the text, where it came from, and its file.
+
+    Introduced in chapter 18.
+    """
+
+    text: str
+    source: str
+    path: Path
+
+
+def _read_text_file(path: Path) -> str:
+    """Read a corpus as UTF-8; an unreadable or empty file raises DatasetCorruptError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetCorruptError(
+            f"{path} could not be read as UTF-8 text ({type(error).__name__}: {error}). "
+            "Delete it and download it again, or copy a plain-text file there."
+        ) from error
+    if not text.strip():
+        raise DatasetCorruptError(
+            f"{path} is empty. Delete it and download it again, or copy the text there."
+        )
+    return text
+
+
+def _length_note(text: str) -> str:
+    if len(text) == SHAKESPEARE_LENGTH:
+        return f"{len(text):,} characters, the original's length"
+    return f"{len(text):,} characters; the original has {SHAKESPEARE_LENGTH:,}"
+
+
+def _download_shakespeare(target: Path) -> None:
+    """Download the original file to ``target`` atomically (a temporary name, then a rename)."""
+    created = not target.parent.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        datasets.utils.download_url(SHAKESPEARE_URL, str(target.parent), filename=temporary)
+        os.replace(target.parent / temporary, target)
+    finally:
+        (target.parent / temporary).unlink(missing_ok=True)
+        if created and not any(target.parent.iterdir()):
+            target.parent.rmdir()  # a failed download leaves nothing behind
+
+
+def shakespeare(
+    root: str | Path | None = None, download: bool = True, verbose: bool = True
+) -> TextCorpus:
+    """The Shakespeare corpus of "tiny shakespeare" as one string, with the source it came from.
+
+    Order of sources: the original file already downloaded to
+    ``<root>/tinyshakespeare/input.txt``; a download of it from
+    :data:`SHAKESPEARE_URL` (when ``download``); an offline copy in
+    ``<root>/shakespeare/input.txt`` (root defaults to :func:`data_root`). The
+    source, with the number of characters compared to the original's 1,115,394,
+    is stored in ``corpus.source`` and printed when ``verbose``. With no source,
+    :class:`DatasetUnavailableError` says what was searched and how to fix it.
+
+    Introduced in chapter 18.
+    """
+    root = Path(root).expanduser() if root is not None else data_root()
+    downloaded = root / SHAKESPEARE_DOWNLOAD_FOLDER / "input.txt"
+    offline = root / SHAKESPEARE_OFFLINE_FOLDER / "input.txt"
+    download_error: BaseException | None = None
+    if not downloaded.is_file() and download:
+        try:
+            _download_shakespeare(downloaded)
+        except Exception as error:  # noqa: BLE001 - offline: fall back to the local copy
+            download_error = error
+    if downloaded.is_file():
+        text, path = _read_text_file(downloaded), downloaded
+        source = (
+            f"original tiny-shakespeare file ({SHAKESPEARE_DOWNLOAD_FOLDER}/input.txt in the "
+            f"data root; {_length_note(text)})"
+        )
+    elif offline.is_file():
+        text, path = _read_text_file(offline), offline
+        source = (
+            f"offline copy ({SHAKESPEARE_OFFLINE_FOLDER}/input.txt in the data root; same "
+            f"layout as the original, not byte-identical; {_length_note(text)})"
+        )
+    else:
+        raise DatasetUnavailableError(
+            _download_failed_message(
+                "The Shakespeare corpus",
+                root,
+                f"{SHAKESPEARE_DOWNLOAD_FOLDER}/input.txt and {SHAKESPEARE_OFFLINE_FOLDER}/input.txt",
+                download_error or RuntimeError("download=False"),
+                f"save the text (from {SHAKESPEARE_URL}) as {offline}",
+            )
+        )
+    if verbose:
+        print(f"Shakespeare source: {source}")
+    return TextCorpus(text, source, path)

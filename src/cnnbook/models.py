@@ -1,7 +1,8 @@
 """The networks the chapters build, train and compare.
 
 Sections, in the order the book introduces them: the tutorial CNNs ("Building a
-CNN", MNIST), LeNet and AlexNet, the CIFAR-10 networks, and the character RNN.
+CNN", MNIST), LeNet and AlexNet, the CIFAR-10 networks, the character RNN and
+the character language model.
 """
 
 from __future__ import annotations
@@ -503,4 +504,63 @@ class CharRNN(nn.Module):
                 f"(N, L, {self.vocab_size}), got {tuple(x.shape)} ({x.dtype})."
             )
         outputs, hidden = self.rnn(x, hidden)
+        return self.fc(outputs), hidden
+
+
+class CharLanguageModel(nn.Module):
+    """A character language model: ``nn.Embedding`` → LSTM (or GRU) → ``Linear`` to logits.
+
+    ``forward(x, hidden=None)`` takes character indices of shape (N, L) and
+    returns ``(logits, hidden)`` with logits of shape (N, L, vocab_size) and the
+    final hidden state (for an LSTM the pair ``(h_n, c_n)``), each of shape
+    (num_layers, N, hidden_size), ready to be passed to the next call. The
+    embedding replaces :class:`CharRNN`'s one-hot input: it looks up a learned
+    vector of ``embedding_dim`` numbers per character, which equals a linear layer
+    applied to the one-hot vector. ``cell`` is ``"lstm"`` or ``"gru"``.
+
+    Introduced in chapter 18.
+    """
+
+    CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if cell not in self.CELLS:
+            raise ValueError(f"cell must be one of {sorted(self.CELLS)}, got {cell!r}.")
+        if min(vocab_size, embedding_dim, hidden_size, num_layers) < 1:
+            raise ValueError(
+                "vocab_size, embedding_dim, hidden_size and num_layers must be positive, got "
+                f"{vocab_size}, {embedding_dim}, {hidden_size}, {num_layers}."
+            )
+        self.vocab_size = vocab_size
+        self.cell = cell
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = self.CELLS[cell](
+            embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.fc = nn.Linear(hidden_size, vocab_size)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        if x.dim() != 2 or x.is_floating_point():
+            raise ValueError(
+                "CharLanguageModel expects character indices of shape (N, L) (int64), got "
+                f"{tuple(x.shape)} ({x.dtype}); encode the text with cnnbook.text.encode."
+            )
+        outputs, hidden = self.rnn(self.embedding(x), hidden)
         return self.fc(outputs), hidden

@@ -7,10 +7,18 @@ not: string hashing is randomised per process). :func:`encode` and
 turns indices into the vectors an ``nn.RNN`` reads), :func:`sliding_windows` cuts a
 long text into (input, target) pairs shifted by one character, and
 :func:`sample_text` lets a trained character model write.
+
+For a real corpus (chapter 18): :func:`split_by_position` holds out the end of
+the text, :func:`bigram_counts` gives the count baseline, :func:`random_windows`
+and :func:`consecutive_windows` give training batches (the latter for truncated
+backpropagation through time, with :func:`detach_hidden`), and
+:func:`evaluate_language_model` measures the cross-entropy that
+:func:`perplexity` and :func:`bits_per_character` translate.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -179,3 +187,167 @@ def sample_text(
         logits, hidden = model(torch.tensor([[index]], device=device), hidden)
     model.train(was_training)
     return "".join(chars)
+
+
+# --- Language models on a real corpus (chapter 18) --------------------------------------------
+
+
+def split_by_position(
+    data: torch.Tensor, validation_fraction: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split an encoded text into its first part (training) and its last part (validation).
+
+    The last ``validation_fraction`` of the positions is held out as one block.
+    A random split by window would put overlapping windows on both sides (two
+    windows one character apart share all but one character), so the validation
+    text would mostly be training text. Works on any 1-D tensor (or sequence).
+
+    Introduced in chapter 18.
+    """
+    if not 0 < validation_fraction < 1:
+        raise ValueError(
+            f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction}."
+        )
+    cut = round(len(data) * (1 - validation_fraction))
+    if cut < 2 or len(data) - cut < 2:
+        raise ValueError(
+            f"a text of {len(data)} positions is too short to split with "
+            f"validation_fraction={validation_fraction}; each part needs at least 2."
+        )
+    return data[:cut], data[cut:]
+
+
+def bigram_counts(indices: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Count how often each character follows each other: ``counts[previous, next]``, (V, V).
+
+    ``indices`` is an encoded text (1-D ``int64``, values in ``range(vocab_size)``);
+    the result is an ``int64`` matrix whose rows, normalised, are the bigram
+    model's next-character distributions.
+
+    Introduced in chapter 18.
+    """
+    if indices.dim() != 1 or indices.is_floating_point():
+        raise ValueError(
+            f"indices must be a 1-D integer tensor (an encoded text), got shape "
+            f"{tuple(indices.shape)} and dtype {indices.dtype}."
+        )
+    if len(indices) and not 0 <= int(indices.min()) <= int(indices.max()) < vocab_size:
+        raise ValueError(f"indices must lie in range({vocab_size}); encode with the same vocab.")
+    pairs = indices[:-1].long() * vocab_size + indices[1:].long()
+    return torch.bincount(pairs, minlength=vocab_size * vocab_size).reshape(vocab_size, vocab_size)
+
+
+def perplexity(cross_entropy: float) -> float:
+    """The perplexity ``exp(cross_entropy)`` of a mean cross-entropy in nats per character.
+
+    A model with perplexity ``k`` is as uncertain, on average, as one choosing
+    uniformly among ``k`` characters. Introduced in chapter 18.
+    """
+    return math.exp(cross_entropy)
+
+
+def bits_per_character(cross_entropy: float) -> float:
+    """A mean cross-entropy in nats (the natural log PyTorch uses) converted to bits: ``/ ln 2``.
+
+    Introduced in chapter 18.
+    """
+    return cross_entropy / math.log(2)
+
+
+def random_windows(
+    data: torch.Tensor, length: int, batch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``batch_size`` windows at random positions: inputs and targets of shape (N, L).
+
+    Each input is ``data[s:s + length]`` for a random start ``s`` and its target
+    ``data[s + 1:s + length + 1]``. Windows are independent, so each starts with
+    an empty memory. Use ``generator`` for a reproducible sequence of batches.
+
+    Introduced in chapter 18.
+    """
+    if length < 1 or batch_size < 1:
+        raise ValueError(f"length and batch_size must be >= 1, got {length} and {batch_size}.")
+    if len(data) < length + 1:
+        raise ValueError(
+            f"data has {len(data)} positions, too few for a window of length {length} "
+            f"(it needs {length + 1})."
+        )
+    starts = torch.randint(0, len(data) - length, (batch_size,), generator=generator)
+    offsets = torch.arange(length + 1)
+    chunks = data[(starts.unsqueeze(1) + offsets).to(data.device)]
+    return chunks[:, :-1], chunks[:, 1:]
+
+
+def consecutive_windows(
+    data: torch.Tensor, batch_size: int, length: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cut a text into ``batch_size`` streams and the streams into consecutive windows.
+
+    The text is split into ``batch_size`` equal contiguous pieces (the rows);
+    window ``k`` holds characters ``k * length`` to ``(k + 1) * length`` of every
+    row, so row ``b`` of window ``k + 1`` continues row ``b`` of window ``k``: the
+    layout for truncated backpropagation through time, where the hidden state
+    is carried from one window to the next. Returns (inputs, targets) pairs of
+    shape (batch_size, length), views into ``data``; the remainder is dropped.
+
+    Introduced in chapter 18.
+    """
+    if length < 1 or batch_size < 1:
+        raise ValueError(f"length and batch_size must be >= 1, got {length} and {batch_size}.")
+    per_row = (len(data) - 1) // batch_size
+    if per_row < length:
+        raise ValueError(
+            f"data has {len(data)} positions: {batch_size} streams of at least {length} "
+            "characters need more; use a smaller batch_size or length."
+        )
+    inputs = data[: per_row * batch_size].view(batch_size, per_row)
+    targets = data[1 : per_row * batch_size + 1].view(batch_size, per_row)
+    return [
+        (inputs[:, start : start + length], targets[:, start : start + length])
+        for start in range(0, per_row - length + 1, length)
+    ]
+
+
+_Hidden = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def detach_hidden(hidden: _Hidden | None) -> _Hidden | None:
+    """Cut a hidden state (a tensor, or an LSTM's ``(h, c)``) from the graph that computed it.
+
+    The values are kept and carried on; the gradient stops here, so the next
+    ``backward()`` runs through the current window only. Introduced in chapter 18.
+    """
+    if hidden is None:
+        return None
+    if isinstance(hidden, tuple):
+        return tuple(state.detach() for state in hidden)
+    return hidden.detach()
+
+
+@torch.no_grad()
+def evaluate_language_model(
+    model: nn.Module, data: torch.Tensor, batch_size: int = 64, length: int = 100
+) -> tuple[float, float]:
+    """Mean cross-entropy (nats per character) and next-character accuracy of ``model`` on ``data``.
+
+    The text is read as in :func:`consecutive_windows`, with the hidden state
+    carried from each window to the next, so every character is predicted from
+    everything before it in its stream. ``model(x, hidden)`` must return
+    ``(logits, hidden)``. The model is put in eval mode and restored afterwards.
+
+    Introduced in chapter 18.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    hidden = None
+    total, correct, count = 0.0, 0, 0
+    for inputs, targets in consecutive_windows(data, batch_size, length):
+        inputs, targets = inputs.to(device), targets.to(device)
+        logits, hidden = model(inputs, hidden)
+        logits = logits.float().flatten(0, 1)
+        total += nn.functional.cross_entropy(logits, targets.flatten(), reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == targets.flatten()).sum())
+        count += targets.numel()
+    model.train(was_training)
+    return total / count, correct / count
