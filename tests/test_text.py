@@ -261,3 +261,18 @@ def test_evaluate_language_model_matches_a_hand_computed_loss() -> None:
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
     assert loss == pytest.approx(expected.item(), rel=1e-5)
     assert acc == pytest.approx((logits.argmax(-1) == y).float().mean().item())
+
+
+def test_evaluate_language_model_without_carrying_restarts_every_window() -> None:
+    torch.manual_seed(0)
+    data = torch.randint(0, 5, (41,))
+    model = CharLanguageModel(5, embedding_dim=3, hidden_size=4)
+    loss, _ = evaluate_language_model(model, data, batch_size=2, length=5, carry_state=False)
+    x = data[:40].view(2, 4, 5).transpose(0, 1).reshape(8, 5)  # every window on its own
+    y = data[1:41].view(2, 4, 5).transpose(0, 1).reshape(8, 5)
+    with torch.no_grad():
+        logits, _ = model(x)
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    carried, _ = evaluate_language_model(model, data, batch_size=2, length=5)
+    assert carried != pytest.approx(loss, rel=1e-6)  # the state made a difference

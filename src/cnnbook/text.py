@@ -326,14 +326,20 @@ def detach_hidden(hidden: _Hidden | None) -> _Hidden | None:
 
 @torch.no_grad()
 def evaluate_language_model(
-    model: nn.Module, data: torch.Tensor, batch_size: int = 64, length: int = 100
+    model: nn.Module,
+    data: torch.Tensor,
+    batch_size: int = 64,
+    length: int = 100,
+    carry_state: bool = True,
 ) -> tuple[float, float]:
     """Mean cross-entropy (nats per character) and next-character accuracy of ``model`` on ``data``.
 
-    The text is read as in :func:`consecutive_windows`, with the hidden state
-    carried from each window to the next, so every character is predicted from
-    everything before it in its stream. ``model(x, hidden)`` must return
-    ``(logits, hidden)``. The model is put in eval mode and restored afterwards.
+    The text is read as in :func:`consecutive_windows`. With ``carry_state`` the
+    hidden state is carried from each window to the next, so every character is
+    predicted from everything before it in its stream; without, every window
+    starts from a zero state, as in training on random windows.
+    ``model(x, hidden)`` must return ``(logits, hidden)``. The model is put in
+    eval mode and restored afterwards.
 
     Introduced in chapter 18.
     """
@@ -344,7 +350,7 @@ def evaluate_language_model(
     total, correct, count = 0.0, 0, 0
     for inputs, targets in consecutive_windows(data, batch_size, length):
         inputs, targets = inputs.to(device), targets.to(device)
-        logits, hidden = model(inputs, hidden)
+        logits, hidden = model(inputs, hidden if carry_state else None)
         logits = logits.float().flatten(0, 1)
         total += nn.functional.cross_entropy(logits, targets.flatten(), reduction="sum").item()
         correct += int((logits.argmax(dim=1) == targets.flatten()).sum())
