@@ -24,7 +24,13 @@ CHAPTERS = sorted(
 # Seconds on a 2-core CPU, from the book guide: concept chapters 2 minutes,
 # training chapters 4, CIFAR-10 12.
 CONCEPT_BUDGET, TRAINING_BUDGET, CIFAR_BUDGET = 120, 240, 720
-TRAINING_CHAPTERS = {"07_mnist", "08_cnn_from_scratch", "09_lenet_alexnet", "13_visualizing"}
+TRAINING_CHAPTERS = {
+    "07_mnist",
+    "08_cnn_from_scratch",
+    "09_lenet_alexnet",
+    "13_visualizing",
+    "18_char_language_model",
+}
 
 
 def budget(path: Path) -> int:
