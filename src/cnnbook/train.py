@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
@@ -101,7 +102,10 @@ class TrainingLog:
         self.total, self.every, self.progress, self.unit = total, every, progress, unit
         self.count = 0
         self.lines: list[str] = []
+        # The bar and the lines share stdout, so a notebook keeps them in one block, in order,
+        # and the saved page shows the lines and the bar's last state, not every redraw.
         self._bar = tqdm(
+            file=sys.stdout,
             total=total,
             desc=description,
             unit=unit,
@@ -126,7 +130,7 @@ class TrainingLog:
         line = f"{self.unit} {self.count:>{width}}/{self.total}  {format_metrics(**metrics)}"
         self.lines.append(line)
         if self.progress:
-            tqdm.write(line)  # above any open bar, not through it
+            tqdm.write(line, file=sys.stdout)  # above any open bar, not through it
         return line
 
     def close(self) -> None:
