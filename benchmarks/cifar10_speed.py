@@ -17,13 +17,20 @@ Defaults depend on the device:
   55%) that takes well under a minute on two cores. It checks that the
   pipeline works and learns, not how good the full recipe is.
 
+The same script runs unchanged under ``torchrun --nproc_per_node=N`` (chapter
+12): each process joins the group (``nccl`` with its own GPU, ``gloo`` on the
+CPU), ``--batch-size`` stays the global batch, split evenly over the N ranks,
+the model trains in ``DistributedDataParallel``, and only rank 0 prints. The JSON
+line reports the world size, the global batch and the batch per rank.
+
 ``--full`` runs the GPU configuration (warm-up included) on any device, and
 ``--max-steps N`` stops each training run after N optimizer steps: together,
 ``--full --max-steps 3 --device cpu`` checks on a CPU that the GPU
 configuration runs. ``--device`` is checked as the book checks
 ``CNNBOOK_DEVICE`` (:func:`cnnbook.device.get_device`), before any data is loaded.
 
-Usage: ``python benchmarks/cifar10_speed.py [--device cpu] [--target 0.94] ...``
+Usage: ``python benchmarks/cifar10_speed.py [--device cpu] [--target 0.94] ...``, or
+``torchrun --standalone --nproc_per_node=2 benchmarks/cifar10_speed.py --device cpu ...``
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from cnnbook.cifar import CifarRecipe, describe_recipe, train_cifar10
 from cnnbook.data import cifar10, dataset_source, load_tensors, random_subset
 from cnnbook.device import ENV_VAR as DEVICE_ENV_VAR
 from cnnbook.device import describe_device, get_device
+from cnnbook.distributed import DistributedContext, distributed_session
 
 GPU_DEFAULTS = {
     "widths": (64, 256, 256),
@@ -141,6 +149,20 @@ def main(argv: list[str] | None = None) -> dict:
         config = settings(args, device.type)
     except BenchmarkError as error:
         raise SystemExit(f"cifar10_speed.py: error: {error}") from None
+    # Under torchrun: join the process group (each rank on its own GPU, gloo on the CPU);
+    # run alone: a single-process context, and nothing changes.
+    with distributed_session(device) as context:
+        if config["batch_size"] % context.world_size:
+            raise SystemExit(
+                f"cifar10_speed.py: error: --batch-size {config['batch_size']} is the global "
+                f"batch and must split evenly over the {context.world_size} processes."
+            )
+        return run(args, config, context)
+
+
+def run(args: argparse.Namespace, config: dict, context: DistributedContext) -> dict:
+    """Load the data, train (after an optional warm-up) and report; rank 0 prints."""
+    device = context.device
     started = time.perf_counter()
     train_images, train_labels = load_tensors("cifar10", train=True)
     test_images, test_labels = load_tensors("cifar10", train=False)
@@ -167,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         n = 4 * recipe.batch_size
         train_cifar10(
             warmup, train_images[:n], train_labels[:n], test_images, test_labels, device,
-            progress=False, max_steps=config["max_steps"],
+            progress=False, max_steps=config["max_steps"], distributed=context,
         )  # fmt: skip
     result = train_cifar10(
         recipe,
@@ -179,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
         target_acc=config["target"],
         progress=False,
         max_steps=config["max_steps"],
+        distributed=context,
     )
     report = {
         "device": describe_device(device),
@@ -187,6 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
         "test_images": int(test_images.shape[0]),
         "widths": list(recipe.widths),
         "batch_size": recipe.batch_size,
+        "world_size": context.world_size,
+        "global_batch_size": recipe.batch_size,
+        "batch_per_rank": recipe.batch_size // context.world_size,
+        "backend": context.backend,
         "max_epochs": recipe.epochs,
         "max_steps": config["max_steps"],
         "steps": result.steps,
@@ -201,9 +228,16 @@ def main(argv: list[str] | None = None) -> dict:
         "train_seconds": round(result.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
+    if not context.is_main:
+        return report
     print(f"Device: {report['device']}")
     print(f"Data: {source}; {report['train_images']} train / {report['test_images']} test images")
     print(f"Recipe: {describe_recipe(recipe)}")
+    if context.world_size > 1:
+        print(
+            f"Data parallel: {context.world_size} processes ({context.backend}), global batch "
+            f"{recipe.batch_size} = {context.world_size} x {report['batch_per_rank']}"
+        )
     print(f"Test accuracy per epoch (flip TTA): {report['accuracy_per_epoch']}")
     if report["reached"]:
         print(

@@ -159,4 +159,31 @@ def test_gpu_configuration_runs_on_the_cpu_for_a_few_steps() -> None:
     assert report["widths"] == list(_load_benchmark().GPU_DEFAULTS["widths"])
     assert report["max_steps"] == 3 and report["steps"] == 3 and report["epochs"] == 1
     assert report["device"].startswith("cpu") and report["batch_size"] == 64
+    assert report["world_size"] == 1 and report["batch_per_rank"] == 64  # a single process
     assert "Stopped after 3 optimizer steps" in completed.stdout
+
+
+@pytest.mark.skipif(not cifar10_available(), reason="CNNBOOK_DATA does not hold CIFAR-10")
+def test_runs_unchanged_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node=2`` on the CPU (gloo): one JSON line, from rank 0 only.
+
+    The global batch of 64 is split into 2 x 32; three steps keep it to seconds.
+    """
+    from cnnbook.distributed import launch_torchrun
+
+    run = launch_torchrun(
+        [str(SCRIPT), "--device", "cpu", "--max-steps", "3", "--batch-size", "64"]
+        + ["--train-subset", "512", "--test-subset", "128"],
+        nproc_per_node=2,
+        env={"CNNBOOK_DEVICE": "cpu"},
+        stream=False,
+        timeout=300,
+    )
+    report = run.result
+    assert report is not None, run.log[-2000:]
+    assert report["world_size"] == 2 and report["backend"] == "gloo"
+    assert report["global_batch_size"] == report["batch_size"] == 64
+    assert report["batch_per_rank"] == 32
+    assert report["steps"] == 3 and report["device"].startswith("cpu")
+    assert sum(line.startswith("{") for line in run.log.splitlines()) == 1  # rank 0 only
+    assert "Data parallel: 2 processes (gloo), global batch 64 = 2 x 32" in run.log

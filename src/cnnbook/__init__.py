@@ -18,6 +18,9 @@ names the chapter that introduces it.
 - :mod:`cnnbook.models`: the PyTorch networks of the book (MNIST, LeNet/AlexNet, CIFAR-10, RNNs).
 - :mod:`cnnbook.augment`: data augmentation on whole batches of tensors.
 - :mod:`cnnbook.cifar`: the CIFAR-10 training recipe shared by chapter 11 and the benchmark.
+- :mod:`cnnbook.distributed`: data-parallel plumbing under torchrun (process group, device per
+  rank, sharded in-memory loader, rank-0 logging and saving, launching from a notebook).
+- :mod:`cnnbook.ddp_experiments`: chapter 12's all-reduce, equivalence and throughput runs.
 - :mod:`cnnbook.visualize`: filters, feature maps, saliency and occlusion.
 - :mod:`cnnbook.text`: vocabularies, encoding, training windows and sampling for the RNN chapters.
 """

@@ -1,4 +1,4 @@
-"""The CIFAR-10 chapter's training recipe, shared by the chapter (09) and the benchmark.
+"""The CIFAR-10 chapter's training recipe, shared by the chapter (11) and the benchmark.
 
 The recipe follows Keller Jordan's airbench: :class:`cnnbook.models.CifarNet`
 with a patch-whitening first layer, the data as in-memory tensors with batch
@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .augment import BatchAugment
 from .data import CIFAR10_MEAN, CIFAR10_STD, TensorLoader, normalize
+from .distributed import DistributedContext, ShardedTensorLoader
 from .models import CifarNet
 from .train import evaluate, fit
 
@@ -248,6 +250,7 @@ def train_cifar10(
     eval_every_epoch: bool = False,
     progress: bool = True,
     max_steps: int | None = None,
+    distributed: DistributedContext | None = None,
 ) -> CifarResult:
     """Train the recipe's network on uint8 tensors; return a :class:`CifarResult`.
 
@@ -261,17 +264,40 @@ def train_cifar10(
     length) and then evaluates: a quick check that a configuration runs, not a
     way to train. Training is :func:`cnnbook.train.fit`.
 
-    Introduced in chapter 11.
+    Under torchrun, pass the :class:`cnnbook.distributed.DistributedContext`
+    as ``distributed`` (chapter 12): ``recipe.batch_size`` stays the global
+    batch, each of the N ranks trains on ``batch_size / N`` images of its
+    shard (:class:`cnnbook.distributed.ShardedTensorLoader`, its own
+    augmentation draws) with the model in ``DistributedDataParallel``, and every
+    rank evaluates the whole evaluation split, so that all stop together.
+    BatchNorm statistics stay per rank. Introduced in chapter 11.
     """
     _check_recipe(recipe)
-    generator = torch.Generator().manual_seed(recipe.seed)
+    world_size = distributed.world_size if distributed is not None else 1
+    parallel = distributed is not None and distributed.is_distributed and world_size > 1
+    if recipe.batch_size % world_size:
+        raise ValueError(
+            f"recipe.batch_size {recipe.batch_size} is the global batch and must split evenly "
+            f"over the {world_size} processes; choose a multiple of {world_size}."
+        )
+    rank = distributed.rank if distributed is not None else 0
+    generator = torch.Generator().manual_seed(recipe.seed + rank)
     net, model = build_model(recipe, train_images, device)
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize else (None, None)
     augment = BatchAugment(recipe.crop_padding, recipe.flip, mean, std, generator=generator)
-    train_loader = TensorLoader(
-        train_images, train_labels, recipe.batch_size, shuffle=True, transform=augment,
-        device=device, generator=generator, drop_last=True,
-    )  # fmt: skip
+    train_loader: TensorLoader
+    if parallel:
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
+        train_loader = ShardedTensorLoader(
+            train_images, train_labels, recipe.batch_size // world_size, rank, world_size,
+            shuffle=True, transform=augment, device=device, seed=recipe.seed, drop_last=True,
+        )  # fmt: skip
+    else:
+        train_loader = TensorLoader(
+            train_images, train_labels, recipe.batch_size, shuffle=True, transform=augment,
+            device=device, generator=generator, drop_last=True,
+        )  # fmt: skip
     test_loader = TensorLoader(
         test_images, test_labels, batch_size=1000, device=device,
         transform=normalize if recipe.normalize else None,
@@ -290,7 +316,7 @@ def train_cifar10(
         max_steps=max_steps,
     )  # fmt: skip
     return CifarResult(
-        model=model,
+        model=model.module if isinstance(model, DistributedDataParallel) else model,
         test_acc=history.test_acc,
         test_acc_plain=evaluate(model, test_loader, device=device)[1],
         epoch_seconds=history.epoch_seconds,

@@ -1,0 +1,464 @@
+"""Data-parallel training with ``torch.distributed``: the plumbing a script needs under torchrun.
+
+``torchrun --nproc_per_node=N script.py`` starts N copies of a script and tells
+each, through environment variables (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR``, ``MASTER_PORT``), who it is and where to meet the others.
+:func:`init_distributed` reads them, joins the process group (``nccl`` on GPUs,
+``gloo`` on the CPU) and gives each process its own GPU (the one numbered by its
+local rank); run without torchrun, it returns a single-process context and the
+same script works unchanged. :class:`ShardedTensorLoader` gives each rank its own
+disjoint slice of the in-memory data, reshuffled every epoch exactly as
+``torch.utils.data.DistributedSampler`` would (:func:`shard_indices`).
+:func:`print_rank0`, :func:`show_progress` and :func:`save_on_rank0` keep logs,
+progress bars and checkpoints to one process; :func:`distributed_session` shuts
+the process group down cleanly, and :func:`launch_torchrun` starts such a script
+from a notebook, streams its log and reads its JSON result.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .data import TensorLoader
+from .device import get_device
+
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Who this process is in a data-parallel run, and what it computes on.
+
+    ``rank`` numbers the processes of the whole run (0 to ``world_size - 1``),
+    ``local_rank`` those of this machine (it picks the GPU); ``backend`` is
+    ``"gloo"`` or ``"nccl"`` once a process group is joined, ``None`` for a plain
+    single process. Rank 0 is the *main* process: it logs and saves.
+
+    Introduced in chapter 12.
+    """
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that logs and saves."""
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        """True when this process belongs to a process group (launched by torchrun)."""
+        return self.backend is not None
+
+
+def _read_int(name: str, environ: Mapping[str, str]) -> int:
+    value = environ[name]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(
+            f"{name}={value!r} is not an integer; torchrun sets it, so launch the script "
+            "with torchrun rather than setting it by hand."
+        ) from None
+
+
+def init_distributed(
+    device: torch.device | str | None = None, backend: str | None = None
+) -> DistributedContext:
+    """Join the process group torchrun prepared, or return a single-process context.
+
+    Under torchrun (``RANK`` and ``WORLD_SIZE`` set) the process joins the group
+    with ``backend`` (default: ``"nccl"`` for CUDA, ``"gloo"`` otherwise) and, on
+    GPUs, takes GPU number ``LOCAL_RANK`` as its device. ``device`` is the kind
+    of device to use (default :func:`cnnbook.device.get_device`, so
+    ``CNNBOOK_DEVICE=cpu`` forces gloo on the CPU). Without those variables the
+    script runs as one ordinary process (``backend`` ``None``). A partial or
+    inconsistent environment raises ``ValueError``. Introduced in chapter 12.
+    """
+    environ = os.environ
+    base = torch.device(device) if device is not None else get_device()
+    if "RANK" not in environ and "WORLD_SIZE" not in environ:
+        return DistributedContext(device=base)
+    missing = [name for name in TORCHRUN_VARIABLES if name not in environ]
+    if missing:
+        raise ValueError(
+            f"torchrun's environment is incomplete: {', '.join(missing)} not set. Launch the "
+            "script with torchrun (python -m torch.distributed.run --nproc_per_node=N ...), "
+            "or unset RANK and WORLD_SIZE to run it as a single process."
+        )
+    rank, local_rank, world_size = (
+        _read_int(name, environ) for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+    )
+    if world_size < 1 or not 0 <= rank < world_size or not 0 <= local_rank <= rank:
+        raise ValueError(
+            f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world_size} are inconsistent: "
+            "ranks run from 0 to WORLD_SIZE - 1 and a local rank is at most the rank."
+        )
+    if base.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"Local rank {local_rank} needs GPU {local_rank}, but this machine has "
+                f"{torch.cuda.device_count()}. Start at most that many processes per node "
+                "(--nproc_per_node), or run on the CPU with CNNBOOK_DEVICE=cpu."
+            )
+        base = torch.device("cuda", local_rank)
+        torch.cuda.set_device(base)
+    elif base.type != "cpu":
+        raise ValueError(
+            f"Data-parallel training runs on CUDA GPUs (nccl) or the CPU (gloo), not on "
+            f"{base.type!r}; set CNNBOOK_DEVICE=cpu."
+        )
+    backend = backend or ("nccl" if base.type == "cuda" else "gloo")
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)  # env:// : the variables torchrun set
+    return DistributedContext(rank, local_rank, world_size, base, backend)
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group (if any), so that the process exits cleanly.
+
+    Introduced in chapter 12.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def distributed_session(
+    device: torch.device | str | None = None, backend: str | None = None
+) -> Iterator[DistributedContext]:
+    """``with distributed_session() as ctx:``: :func:`init_distributed`, then always shut down.
+
+    The process group is destroyed when the block ends, even on an error, so a
+    failing rank does not leave the others waiting. Introduced in chapter 12.
+    """
+    context = init_distributed(device, backend)
+    try:
+        yield context
+    finally:
+        shutdown_distributed()
+
+
+def print_rank0(context: DistributedContext, *values: object, **kwargs: Any) -> None:
+    """``print`` on rank 0 only, so that a run with N processes logs each line once.
+
+    Introduced in chapter 12.
+    """
+    if context.is_main:
+        print(*values, **kwargs, flush=True)
+
+
+def show_progress(context: DistributedContext, progress: bool = True) -> bool:
+    """Whether this process shows progress bars: ``progress`` on rank 0, never elsewhere.
+
+    Pass it as ``progress=`` to :func:`cnnbook.train.fit` or
+    :class:`cnnbook.train.TrainingLog`. Introduced in chapter 12.
+    """
+    return progress and context.is_main
+
+
+def all_reduce_mean(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """The mean of ``tensor`` over all ranks (a copy); ``tensor`` itself when not distributed.
+
+    For logging: each rank's loss is the loss of its shard, their mean that of
+    the global batch. Introduced in chapter 12.
+    """
+    if not context.is_distributed:
+        return tensor
+    total = tensor.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / context.world_size
+
+
+def save_on_rank0(context: DistributedContext, obj: object, path: str | Path) -> None:
+    """``torch.save(obj, path)`` on rank 0 only; every rank waits until the file is written.
+
+    All ranks hold the same weights, so one copy is enough, and N processes
+    writing one file would race. Read it back with ``torch.load(path,
+    weights_only=True)``. Introduced in chapter 12.
+    """
+    if context.is_main:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, path)
+    if context.is_distributed:
+        dist.barrier()
+
+
+def shard_indices(
+    n: int,
+    rank: int,
+    world_size: int,
+    epoch: int = 0,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+) -> torch.Tensor:
+    """The indices of the samples rank ``rank`` sees in ``epoch``, as ``DistributedSampler``.
+
+    Every rank draws the same permutation of ``range(n)`` (seeded with
+    ``seed + epoch``), makes its length a multiple of ``world_size`` (repeating
+    the first indices, or with ``drop_last`` dropping the tail), and takes every
+    ``world_size``-th index starting at ``rank``. The shards are disjoint and
+    together cover the data exactly once (up to the padding). Batch ``k`` of
+    size B on each of N ranks then holds the same samples as batch ``k`` of
+    size N·B in a single process. Introduced in chapter 12.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1 (the number of samples), got {n}.")
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}.")
+    if not 0 <= rank < world_size:
+        raise ValueError(
+            f"rank must be in 0..{world_size - 1} for world_size {world_size}, got {rank}."
+        )
+    if epoch < 0:
+        raise ValueError(f"epoch must be 0 or more, got {epoch}.")
+    if drop_last and n < world_size:
+        raise ValueError(
+            f"drop_last with {n} samples and {world_size} ranks leaves no sample per rank; "
+            "use fewer processes or drop_last=False."
+        )
+    if shuffle:
+        generator = torch.Generator()
+        generator.manual_seed(seed + epoch)
+        order = torch.randperm(n, generator=generator)
+    else:
+        order = torch.arange(n)
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    else:
+        total = math.ceil(n / world_size) * world_size
+        order = torch.cat([order] * math.ceil(total / n))[:total]
+    return order[rank::world_size]
+
+
+class ShardedTensorLoader(TensorLoader):
+    """A :class:`cnnbook.data.TensorLoader` over this rank's shard of the data only.
+
+    Each pass uses :func:`shard_indices` for its epoch: the same seeded
+    permutation on every rank, each rank taking its own disjoint slice, so N
+    ranks with ``batch_size`` B see together what one process sees with batch
+    N·B. Unlike ``DistributedSampler``, which repeats its order until you call
+    ``set_epoch``, the loader advances its epoch at every pass, so
+    :func:`cnnbook.train.fit`, which knows nothing of ranks, reshuffles every
+    epoch; :meth:`set_epoch` chooses the epoch of the next pass (to resume a
+    run). ``drop_last`` trims the data to a multiple of the world size and drops
+    a last incomplete batch. With ``world_size=1`` it is an ordinary loader.
+
+    Introduced in chapter 12.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(images, labels, batch_size, shuffle, transform, device, None, drop_last)
+        shard_indices(len(images), rank, world_size, 0, seed, False, drop_last)  # checks
+        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, 0
+
+    @classmethod
+    def for_context(
+        cls,
+        context: DistributedContext,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        **kwargs: Any,
+    ) -> ShardedTensorLoader:
+        """The loader of ``context``'s rank, on ``context``'s device."""
+        kwargs.setdefault("device", context.device)
+        return cls(images, labels, batch_size, context.rank, context.world_size, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use the shuffle of ``epoch`` (the same on every rank)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be 0 or more, got {epoch}.")
+        self.epoch = epoch
+
+    def indices(self, epoch: int | None = None) -> torch.Tensor:
+        """This rank's sample indices for ``epoch`` (default: the next pass's)."""
+        return shard_indices(
+            len(self.labels), self.rank, self.world_size,
+            self.epoch if epoch is None else epoch, self.seed, self.shuffle, self.drop_last,
+        )  # fmt: skip
+
+    def shard_size(self) -> int:
+        """How many samples this rank sees per epoch."""
+        n = len(self.labels)
+        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
+
+    def __len__(self) -> int:
+        size = self.shard_size()
+        return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.indices().to(self.device)
+        self.epoch += 1
+        for batch in range(len(self)):
+            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            inputs = self.images[index].float().div_(255)
+            if self.transform is not None:
+                inputs = self.transform(inputs)
+            yield inputs, self.labels[index]
+
+
+@dataclass
+class LaunchResult:
+    """What :func:`launch_torchrun` returns: the command, its log and its JSON result.
+
+    Introduced in chapter 12.
+    """
+
+    command: list[str]
+    log: str
+    result: dict | None
+    seconds: float
+
+
+def torchrun_command(
+    script: Sequence[str], nproc_per_node: int = 2, python: str | None = None
+) -> list[str]:
+    """The command line that starts ``script`` on ``nproc_per_node`` processes of this machine.
+
+    ``script`` is what follows torchrun's own options: ``["train.py", "--epochs",
+    "2"]`` or ``["-m", "cnnbook.ddp_experiments", "allreduce"]``. torchrun is run
+    as ``python -m torch.distributed.run`` with this interpreter, so the
+    processes use the same environment, and ``--standalone`` lets it pick a free
+    port on this machine. Introduced in chapter 12.
+    """
+    if isinstance(script, str):
+        raise TypeError(
+            f"script must be a list of arguments, not the string {script!r}; "
+            f"write [{script!r}] or split the command into its arguments."
+        )
+    if not script:
+        raise ValueError("script is empty: give the script (or -m module) and its arguments.")
+    if nproc_per_node < 1:
+        raise ValueError(f"nproc_per_node must be at least 1, got {nproc_per_node}.")
+    return [
+        python or sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={nproc_per_node}", *script,
+    ]  # fmt: skip
+
+
+def _last_json_object(log: str) -> dict | None:
+    for line in reversed(log.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def launch_torchrun(
+    script: Sequence[str],
+    nproc_per_node: int = 2,
+    result_path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stream: bool = True,
+    timeout: float | None = None,
+) -> LaunchResult:
+    """Run ``script`` under torchrun in a subprocess, stream its log, and return its result.
+
+    The processes' output (stdout and stderr together) is copied to this
+    process's stdout as it arrives when ``stream``, and kept in
+    ``LaunchResult.log``. The result is the JSON object in ``result_path`` when
+    given (the script writes it), else the last line of the log that is a JSON
+    object. ``env`` adds environment variables. A non-zero exit raises
+    ``RuntimeError`` with the end of the log. Introduced in chapter 12.
+    """
+    command = torchrun_command(script, nproc_per_node)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    start = time.perf_counter()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    timed_out = threading.Event()
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment,
+        start_new_session=True,  # its own process group: a stop reaches every worker
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+
+        def stop() -> None:
+            timed_out.set()
+            _kill_group(process)
+
+        timer = threading.Timer(timeout, stop) if timeout is not None else None
+        if timer is not None:
+            timer.start()
+        try:
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                text = decoder.decode(chunk)
+                pieces.append(text)
+                if stream:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        except BaseException:  # an interrupted notebook cell stops the workers too
+            _kill_group(process)
+            raise
+        finally:
+            returncode = process.wait()
+            if timer is not None:
+                timer.cancel()
+    log = "".join(pieces) + decoder.decode(b"", final=True)
+    if timed_out.is_set():
+        raise TimeoutError(f"torchrun ran past {timeout} s and was stopped: {' '.join(command)}")
+    if returncode != 0:
+        lines = log.splitlines()
+        # What the workers wrote says what went wrong; torchrun's own traceback, the last
+        # unindented one, only says that a worker failed.
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+        from_workers = lines[: starts[-1]] if starts else lines
+        tail = "\n".join((from_workers or lines)[-25:])
+        raise RuntimeError(
+            f"torchrun exited with status {returncode}: {' '.join(command)}\n"
+            f"The end of its log:\n{tail}"
+        )
+    if result_path is not None:
+        path = Path(result_path)
+        if not path.is_file():
+            raise RuntimeError(f"the script ran but wrote no result to {path}.")
+        result = json.loads(path.read_text())
+    else:
+        result = _last_json_object(log)
+    return LaunchResult(command, log, result, time.perf_counter() - start)
