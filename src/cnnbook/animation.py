@@ -343,7 +343,8 @@ def animate_convolution(
     window = Rectangle((0, 0), 1, 1, fill=False, ec=_KERNEL_COLOUR, lw=2.0)
     ax_in.add_patch(window)
     if transposed:
-        left_title = f"input {input_size}×{input_size}, spread and padded: {grid}×{grid}"
+        done = "spread and padded" if stride > 1 else "padded"
+        left_title = f"input {input_size}×{input_size}, {done}: {grid}×{grid}"
     elif padding:
         left_title = f"input {input_size}×{input_size}, padded: {grid}×{grid}"
     else:
