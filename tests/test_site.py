@@ -162,7 +162,8 @@ class Visit:
         self.page.wait_for_load_state("networkidle")
         assert not self.refused, f"{page_path} requested outside resources: {self.refused}"
         if self.page.locator("div.math, span.math").count():
-            self.page.wait_for_selector("mjx-container", timeout=15_000)
+            # attached, not visible: the first formula may sit in a hidden part of the page
+            self.page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
 
     def _only_local(self, site: str, route: Any) -> None:
         url = route.request.url
