@@ -28,6 +28,7 @@ TRAINING_CHAPTERS = {
     "07_mnist",
     "08_cnn_from_scratch",
     "09_lenet_alexnet",
+    "10_modern_cnn_blocks",
     "12_data_parallel",
     "13_visualizing",
     "18_char_language_model",

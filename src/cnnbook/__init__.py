@@ -16,6 +16,8 @@ names the chapter that introduces it.
   output filling in), as self-contained HTML.
 - :mod:`cnnbook.numpy_net`: the layers and network of the CNN built from scratch in NumPy.
 - :mod:`cnnbook.models`: the PyTorch networks of the book (MNIST, LeNet/AlexNet, CIFAR-10, RNNs).
+- :mod:`cnnbook.blocks`: modern CNN blocks (1x1 convolutions, GAP, VGG, BatchNorm from scratch,
+  residual blocks) and the small networks built from them.
 - :mod:`cnnbook.augment`: data augmentation on whole batches of tensors.
 - :mod:`cnnbook.cifar`: the CIFAR-10 training recipe shared by chapter 11 and the benchmark.
 - :mod:`cnnbook.distributed`: data-parallel plumbing under torchrun (process group, device per
