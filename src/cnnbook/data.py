@@ -566,16 +566,28 @@ class TensorLoader:
         self.generator = generator
         self.drop_last = drop_last
 
-    def __len__(self) -> int:
+    def samples_per_pass(self) -> int:
+        """How many samples one pass over the loader draws them from (all of them here)."""
+        return self.images.shape[0]
+
+    def order(self) -> torch.Tensor:
+        """The sample indices of the next pass, in order, on ``device``.
+
+        Shuffled with ``generator`` when ``shuffle``; a subclass that changes
+        which samples a pass sees (a rank's shard, chapter 12) overrides this
+        and :meth:`samples_per_pass`, and keeps the batching.
+        """
         n = self.images.shape[0]
+        if self.shuffle:
+            return torch.randperm(n, generator=self.generator).to(self.device)
+        return torch.arange(n, device=self.device)
+
+    def __len__(self) -> int:
+        n = self.samples_per_pass()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.images.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
+        order = self.order()
         for batch in range(len(self)):
             index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
             inputs = self.images[index].float().div_(255)

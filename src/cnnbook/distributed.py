@@ -316,19 +316,15 @@ class ShardedTensorLoader(TensorLoader):
         n = len(self.labels)
         return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
 
-    def __len__(self) -> int:
-        size = self.shard_size()
-        return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
+    def samples_per_pass(self) -> int:
+        """This rank's shard: what :meth:`TensorLoader.__len__` counts batches of."""
+        return self.shard_size()
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def order(self) -> torch.Tensor:
+        """This rank's indices for the coming pass; the pass after it reshuffles."""
         order = self.indices().to(self.device)
         self.epoch += 1
-        for batch in range(len(self)):
-            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            inputs = self.images[index].float().div_(255)
-            if self.transform is not None:
-                inputs = self.transform(inputs)
-            yield inputs, self.labels[index]
+        return order
 
 
 @dataclass
