@@ -20,7 +20,7 @@ from cnnbook.animation import (
     PIXEL,
     ConvolutionAnimation,
     animate_convolution,
-    sliding_windows,
+    convolution_steps,
 )
 from cnnbook.conv import conv_output_size, conv_transpose_output_size
 
@@ -45,9 +45,9 @@ def _apply(windows, kernel: np.ndarray, values: np.ndarray) -> np.ndarray:
 def test_the_drawn_steps_compute_pytorchs_convolution(size, kernel, stride, padding, dilation):
     if dilation * (kernel - 1) + 1 > size + 2 * padding:
         with pytest.raises(ValueError):
-            sliding_windows(size, kernel, stride, padding, dilation)
+            convolution_steps(size, kernel, stride, padding, dilation)
         return
-    windows = sliding_windows(size, kernel, stride, padding, dilation)
+    windows = convolution_steps(size, kernel, stride, padding, dilation)
     out = conv_output_size(size, kernel, stride, padding, dilation)
     assert windows.output_shape == (out, out) and windows.steps == out * out
     assert (windows.cells == PIXEL).sum() == size * size
@@ -82,13 +82,13 @@ def test_the_drawn_transposed_steps_compute_pytorchs_transposed_convolution(
         out = conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation)
     except ValueError:
         with pytest.raises(ValueError):
-            sliding_windows(*args)
+            convolution_steps(*args)
         return
     if padding > dilation * (kernel - 1):
         with pytest.raises(ValueError, match="does not draw"):
-            sliding_windows(*args)
+            convolution_steps(*args)
         return
-    windows = sliding_windows(*args)
+    windows = convolution_steps(*args)
     assert windows.output_shape == (out, out) and windows.steps == out * out
     assert (windows.cells == PIXEL).sum() == size * size
     assert (windows.cells == INSERTED_ZERO).sum() == ((size - 1) * stride + 1) ** 2 - size * size
@@ -112,11 +112,11 @@ def test_the_drawn_transposed_steps_compute_pytorchs_transposed_convolution(
 
 def test_sliding_windows_errors() -> None:
     with pytest.raises(ValueError, match="only applies to a transposed"):
-        sliding_windows(5, 3, output_padding=1)
+        convolution_steps(5, 3, output_padding=1)
     with pytest.raises(ValueError, match="kernel_size=5"):
-        sliding_windows(3, 5)
+        convolution_steps(3, 5)
     with pytest.raises(ValueError, match="smaller than the stride"):
-        sliding_windows(3, 3, stride=1, output_padding=1, transposed=True)
+        convolution_steps(3, 3, stride=1, output_padding=1, transposed=True)
 
 
 def test_animation_frames_sizes_and_html() -> None:

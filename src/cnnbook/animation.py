@@ -7,7 +7,7 @@ convolution is drawn as its equivalent direct convolution: zeros inserted
 between the input's pixels, padding around them, and a stride-1 kernel.
 
 The geometry (which cells each step uses) is computed by
-:func:`sliding_windows`, separately from the drawing, so that it can be
+:func:`convolution_steps`, separately from the drawing, so that it can be
 tested. :func:`animate_convolution` draws one small matplotlib frame per
 output cell and returns a :class:`ConvolutionAnimation`, which a notebook
 displays as self-contained HTML: the frames are PNGs inside the page (no
@@ -65,7 +65,7 @@ class SlidingWindows:
         return len(self.taps)
 
 
-def sliding_windows(
+def convolution_steps(
     input_size: int,
     kernel_size: int,
     stride: int = 1,
@@ -285,7 +285,7 @@ def animate_convolution(
 ) -> ConvolutionAnimation:
     """Draw each step of a convolution (or transposed convolution) and return the animation.
 
-    Left, the input grid of :func:`sliding_windows`: pixels in blue, padding
+    Left, the input grid of :func:`convolution_steps`: pixels in blue, padding
     and inserted zeros as dashed white cells, the kernel's taps in dark blue
     with the outline of the window. Right, the output: cells already computed
     in light green, the current one in dark green. One frame per output cell,
@@ -295,7 +295,7 @@ def animate_convolution(
 
     Introduced in chapter 03.
     """
-    windows = sliding_windows(
+    windows = convolution_steps(
         input_size, kernel_size, stride, padding, dilation, transposed, output_padding
     )
     grid = windows.cells.shape[0]
