@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import configparser
 import importlib.util
-import re
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -65,25 +63,3 @@ def test_repeated_scripts_are_dropped_keeping_the_first() -> None:
     context = {"script_files": [config, other, same_config, script("_static/a.js")]}
     fixes.drop_repeated_scripts(None, "intro", "page.html", context, None)
     assert context["script_files"] == [config, other]
-
-
-def _sanitize(text: str) -> str:
-    """Apply tests/nbval_sanitize.cfg the way nbval does: each section's regex, in order."""
-    config = configparser.ConfigParser()
-    config.read(Path(__file__).parent / "nbval_sanitize.cfg", encoding="utf-8")
-    for section in config.sections():
-        text = re.sub(config[section]["regex"], config[section]["replace"], text)
-    return text
-
-
-def test_nbval_sanitizer_hides_times_and_rates_but_not_results() -> None:
-    one = "course loop: 100%|██████████| 20/20 [00:00<00:00, 42.11batch/s, loss 0.3979]"
-    other = "course loop: 100%|██████████| 20/20 [00:03<00:00,  6.5batch/s, loss 0.3979]"
-    start = "demo:   0%|          | 0/30 [00:00<?, ?step/s]"
-    assert _sanitize(one) == _sanitize(other.replace(",  6.5", ", 6.5"))
-    assert _sanitize(start) == "demo:   0%|          | 0/30 [TIME, RATE]"
-    assert _sanitize("[01:02<00:01, 1.50s/it]") == "[TIME, RATE]"
-    assert _sanitize("epoch 1/4  train loss 0.2868  val acc 95.58%  time 10.1 s") == (
-        "epoch 1/4  train loss 0.2868  val acc 95.58%  time DURATION"
-    )
-    assert _sanitize("loss 0.3979") != _sanitize("loss 0.3980")
