@@ -25,6 +25,7 @@ from cnnbook.text import (
     random_windows,
     sample_text,
     sliding_windows,
+    speaker_counts,
     split_by_position,
     windows_to_tensors,
 )
@@ -226,6 +227,18 @@ def test_consecutive_windows_continue_each_stream() -> None:
     assert torch.equal(streams, torch.arange(40).view(4, 10)[:, :9])
 
 
+def test_consecutive_windows_keep_the_last_short_window_without_drop_last() -> None:
+    data = torch.arange(42)  # 41 positions: 4 streams of 10, one target left over
+    windows = consecutive_windows(data, batch_size=4, length=3, drop_last=False)
+    assert [x.shape[1] for x, _ in windows] == [3, 3, 3, 1]
+    streams = torch.cat([x for x, _ in windows], dim=1)
+    targets = torch.cat([y for _, y in windows], dim=1)
+    assert torch.equal(streams, torch.arange(40).view(4, 10))  # every stream read to its end
+    assert torch.equal(targets, streams + 1)
+    exact = consecutive_windows(torch.arange(41), batch_size=4, length=5, drop_last=False)
+    assert [x.shape[1] for x, _ in exact] == [5, 5]  # no empty window when the rows divide
+
+
 def test_consecutive_windows_reject_too_little_data() -> None:
     with pytest.raises(ValueError, match="smaller batch_size"):
         consecutive_windows(torch.arange(20), batch_size=8, length=5)
@@ -276,3 +289,31 @@ def test_evaluate_language_model_without_carrying_restarts_every_window() -> Non
     assert loss == pytest.approx(expected.item(), rel=1e-5)
     carried, _ = evaluate_language_model(model, data, batch_size=2, length=5)
     assert carried != pytest.approx(loss, rel=1e-6)  # the state made a difference
+
+
+def test_evaluate_language_model_scores_the_end_of_every_stream() -> None:
+    torch.manual_seed(0)
+    data = torch.randint(0, 5, (44,))  # 43 targets: 2 streams of 21, one left over
+    model = CharLanguageModel(5, embedding_dim=3, hidden_size=4)
+    loss, acc = evaluate_language_model(model, data, batch_size=2, length=5)
+    x, y = data[:42].view(2, 21), data[1:43].view(2, 21)  # windows of 5, 5, 5, 5 and 1
+    with torch.no_grad():
+        logits, _ = model(x)
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(-1) == y).float().mean().item())
+
+
+def test_speaker_counts_counts_only_lines_that_start_a_speech() -> None:
+    play = (
+        "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+        "All:\nSpeak, speak.\n\n"
+        "KING RICHARD II:\nA brittle glory shineth in this face:\nAs brittle as the glory is the face;\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+        "Ghost:\n\nNot a speaker:\n"
+    )
+    counts = speaker_counts(play)
+    assert counts == {"First Citizen": 2, "All": 1, "KING RICHARD II": 1}
+    assert "A brittle glory shineth in this face" not in counts  # verse inside a speech
+    assert speaker_counts("Romeo:\nHe jests at scars.") == {"Romeo": 1}
+    assert speaker_counts("no speech here") == {}

@@ -9,7 +9,7 @@ long text into (input, target) pairs shifted by one character, and
 :func:`sample_text` lets a trained character model write.
 
 For a real corpus (chapter 18): :func:`split_by_position` holds out the end of
-the text, :func:`bigram_counts` gives the count baseline, :func:`random_windows`
+the text, :func:`speaker_counts` counts the speeches of a play's speakers, :func:`bigram_counts` gives the count baseline, :func:`random_windows`
 and :func:`consecutive_windows` give training batches (the latter for truncated
 backpropagation through time, with :func:`detach_hidden`), and
 :func:`evaluate_language_model` measures the cross-entropy that
@@ -19,6 +19,8 @@ backpropagation through time, with :func:`detach_hidden`), and
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -217,6 +219,24 @@ def split_by_position(
     return data[:cut], data[cut:]
 
 
+_SPEECH_HEADING = re.compile(r"(?:\A|(?<=\n\n))([A-Za-z][A-Za-z ]*):\n(?=[^\n])")
+
+
+def speaker_counts(text: str) -> Counter[str]:
+    """Count the speeches of each speaker in a play laid out as "tiny shakespeare" is.
+
+    A speech starts with the speaker's name on a line of its own, ending in a
+    colon, at the start of the text or after a blank line, and followed by a line
+    of text. Only such a line counts as a name: a line of verse that ends in a
+    colon (``"A brittle glory shineth in this face:"``) sits inside a speech, not
+    after a blank line, and is not counted. Names are kept as the text writes
+    them (``"ROMEO"`` in the original file, ``"Romeo"`` in a title-case copy).
+
+    Introduced in chapter 18.
+    """
+    return Counter(_SPEECH_HEADING.findall(text))
+
+
 def bigram_counts(indices: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """Count how often each character follows each other: ``counts[previous, next]``, (V, V).
 
@@ -279,7 +299,7 @@ def random_windows(
 
 
 def consecutive_windows(
-    data: torch.Tensor, batch_size: int, length: int
+    data: torch.Tensor, batch_size: int, length: int, drop_last: bool = True
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Cut a text into ``batch_size`` streams and the streams into consecutive windows.
 
@@ -288,7 +308,12 @@ def consecutive_windows(
     row, so row ``b`` of window ``k + 1`` continues row ``b`` of window ``k``: the
     layout for truncated backpropagation through time, where the hidden state
     is carried from one window to the next. Returns (inputs, targets) pairs of
-    shape (batch_size, length), views into ``data``; the remainder is dropped.
+    shape (batch_size, length), views into ``data``. With ``drop_last`` (for
+    training, where every batch should be full) the end of the streams that
+    does not fill a window is dropped; without, it comes as a last, shorter
+    window, so that every character of the streams is a target once. The last
+    ``(len(data) - 1) % batch_size`` targets, which do not fill a row of the
+    streams, are always left out.
 
     Introduced in chapter 18.
     """
@@ -302,9 +327,10 @@ def consecutive_windows(
         )
     inputs = data[: per_row * batch_size].view(batch_size, per_row)
     targets = data[1 : per_row * batch_size + 1].view(batch_size, per_row)
+    end = per_row - length + 1 if drop_last else per_row
     return [
         (inputs[:, start : start + length], targets[:, start : start + length])
-        for start in range(0, per_row - length + 1, length)
+        for start in range(0, end, length)
     ]
 
 
@@ -334,10 +360,13 @@ def evaluate_language_model(
 ) -> tuple[float, float]:
     """Mean cross-entropy (nats per character) and next-character accuracy of ``model`` on ``data``.
 
-    The text is read as in :func:`consecutive_windows`. With ``carry_state`` the
-    hidden state is carried from each window to the next, so every character is
-    predicted from everything before it in its stream; without, every window
-    starts from a zero state, as in training on random windows.
+    The text is read as in :func:`consecutive_windows` with ``drop_last=False``:
+    ``batch_size`` streams, each scored to its end, so that every target is
+    scored except the last ``(len(data) - 1) % batch_size``. Each stream starts
+    from a zero state. With ``carry_state`` the hidden state is carried from
+    each window to the next, so every character is predicted from everything
+    before it in its stream; without, every window starts from a zero state, as
+    in training on random windows.
     ``model(x, hidden)`` must return ``(logits, hidden)``. The model is put in
     eval mode and restored afterwards.
 
@@ -348,7 +377,7 @@ def evaluate_language_model(
     model.eval()
     hidden = None
     total, correct, count = 0.0, 0, 0
-    for inputs, targets in consecutive_windows(data, batch_size, length):
+    for inputs, targets in consecutive_windows(data, batch_size, length, drop_last=False):
         inputs, targets = inputs.to(device), targets.to(device)
         logits, hidden = model(inputs, hidden if carry_state else None)
         logits = logits.float().flatten(0, 1)
