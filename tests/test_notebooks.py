@@ -254,3 +254,17 @@ def test_prose_numbers_are_glued_or_sourced(path: Path) -> None:
         "come from this run (myst_nb.glue, then {glue:text}`name`) and name the source of "
         "numbers quoted from elsewhere ({cite}, a link, or 'the paper reports ...')."
     )
+
+
+def concept_chapters() -> list[Path]:
+    """The chapters with the concept budget: the short ones, which `make nbval-portable` re-runs."""
+    return [path for path in CHAPTERS if budget(path) == CONCEPT_BUDGET]
+
+
+if __name__ == "__main__":
+    # `python tests/test_notebooks.py concept` prints the concept chapters for the Makefile.
+    import sys
+
+    if sys.argv[1:] != ["concept"]:
+        sys.exit("usage: python tests/test_notebooks.py concept")
+    print(" ".join(str(path.relative_to(ROOT)) for path in concept_chapters()))
