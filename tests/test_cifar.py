@@ -144,3 +144,44 @@ def test_the_constant_schedule_is_the_one_cycle_average(monkeypatch: pytest.Monk
         progress=False,
     )  # fmt: skip
     assert factors == pytest.approx([sum(cycle) / len(cycle)] * 8)
+
+
+def test_one_cycle_average_is_the_mean_factor_and_about_0_55() -> None:
+    cycle = cifar.one_cycle(351)
+    mean = sum(cycle(step) for step in range(351)) / 351
+    assert cifar.one_cycle_average(351) == pytest.approx(mean)
+    for steps in (87, 175, 1000):
+        assert cifar.one_cycle_average(steps) == pytest.approx(0.55, abs=0.002)
+
+
+def test_accuracy_standard_error_and_difference_margin() -> None:
+    assert cifar.accuracy_standard_error(0.5, 100) == pytest.approx(0.05)
+    assert cifar.accuracy_standard_error(1.0, 10) == 0.0
+    assert cifar.difference_margin(0.5, 0.5, 100) == pytest.approx(3 * 0.05 * 2**0.5)
+    # Different counts: the second accuracy's standard error shrinks with its count.
+    expected = 2 * (0.05**2 + 0.025**2) ** 0.5
+    assert cifar.difference_margin(0.5, 0.5, 100, 400, z=2.0) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        cifar.accuracy_standard_error(0.5, 0)
+    with pytest.raises(ValueError, match=r"accuracy must lie in \[0, 1\]"):
+        cifar.accuracy_standard_error(1.5, 10)
+
+
+def test_describe_recipe_names_the_learning_rate_as_applied() -> None:
+    constant = CifarRecipe(batch_size=128, lr=0.16, schedule="constant", bias_lr_scale=1.0)
+    text = cifar.describe_recipe(constant)
+    assert "constant lr 0.011 (0.55 × 0.02)" in text
+    assert "BatchNorm shifts at 1× lr" in text and "Nesterov momentum 0.85" in text
+    final = cifar.describe_recipe(CifarRecipe(epochs=1))
+    assert "1 epoch," in final and "one-cycle lr, peak 0.75" in final
+
+
+def test_recipe_changes_lists_exactly_the_settings_that_differ() -> None:
+    base = CifarRecipe(network=CifarNet, batch_size=128)
+    assert cifar.recipe_changes(base, base) == []
+    changed = CifarRecipe(batch_size=256, momentum=0.9, network=None)
+    assert cifar.recipe_changes(base, changed) == ["batch_size: 128 → 256", "momentum: 0.85 → 0.9"]
+    assert cifar.recipe_changes(CifarRecipe(), CifarRecipe(weight_decay=0.0, tta=False)) == [
+        "weight_decay: 0.00133 → 0",
+        "tta: True → False",
+    ]
