@@ -105,7 +105,7 @@ class BatchAugment:
     :func:`random_flip`, and ``mean``/``std`` (when given) apply
     :func:`normalize` last. All randomness comes from ``generator``.
 
-    Introduced in chapter 11.
+    Introduced in chapter 10 (the small ResNet); chapter 11 explains and measures it.
     """
 
     def __init__(

@@ -444,7 +444,7 @@ def random_subset(
     the offline CIFAR-10 JPEG copy is stored class by class, so its first
     5,000 training images are all airplanes.
 
-    Introduced in chapter 11.
+    Introduced in chapter 10.
     """
     if not 0 < count <= len(images):
         raise ValueError(
