@@ -24,13 +24,18 @@ install: $(VENV)/.installed
 book: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+## The book as one PDF, _build/pdf/cnnbook.pdf: the single-page build printed by Chromium
+## (scripts/build_pdf.py; needs Debian's chromium).
+pdf: $(VENV)/.installed node_modules/.installed
+	$(PY) scripts/build_pdf.py
+
 ## Everything CI checks: lint, the concept chapters on PyTorch's non-vectorised kernels, then
 ## unit tests, every notebook under nbval, and the site in Chromium.
 test: lint nbval-portable node_modules/.installed
 	$(PY) -m pytest tests $(NBVAL_OPTS) chapters
 
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests --ignore=tests/test_site.py --ignore=tests/test_colab.py
+	$(PY) -m pytest tests --ignore=tests/test_site.py --ignore=tests/test_pdf.py --ignore=tests/test_colab.py
 
 nbval: $(VENV)/.installed
 	$(PY) -m pytest $(NBVAL_OPTS) chapters
@@ -41,7 +46,7 @@ nbval-portable: $(VENV)/.installed
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -p no:cacheprovider $(NBVAL_OPTS) $$($(PY) tests/test_notebooks.py concept)
 
 site: $(VENV)/.installed node_modules/.installed
-	$(PY) -m pytest tests/test_site.py
+	$(PY) -m pytest tests/test_site.py tests/test_pdf.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(LINTED) chapters
