@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LINTED := src tests scripts _ext conftest.py $(wildcard benchmarks)
 NBVAL_OPTS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: install book test unit nbval nbval-portable site lint notebooks notebook clean
+.PHONY: install book pdf test unit nbval nbval-portable site lint notebooks notebook clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -57,19 +57,19 @@ FOOTER = (
     'font-family:sans-serif"><span class="pageNumber"></span> / '
     '<span class="totalPages"></span></div>'
 )
-# Only the book needs these: every chapter (a second-level section of the single page)
-# starts on a new page.
+# Only the book needs these: every chapter (a section with an h2 on the single page, inside
+# the toctree's wrapper) starts on a new page, under a larger title.
 BOOK_CSS = """
 @media print {
-  article.bd-article > section > section { break-before: page; }
-  article.bd-article > section > section > h2 { font-size: 2.2em; margin-top: 0; }
+  article.bd-article section:has(> h2) { break-before: page; }
+  article.bd-article section > h2 { font-size: 2.2em; margin-top: 0; }
   div.cell_input { break-after: avoid; }
 }
 """
 # The outline's entries: the book's title (h1), its chapters and front and back matter (h2)
 # and their sections (h3), in page order, each with a new id that Chromium turns into a
-# named destination. (The sections' own ids are not unique on the single page: every chapter
-# has a "summary".)
+# named destination (its headerlink, hidden in print, now points to it). The sections' own
+# ids are not unique on the single page: every chapter has a "summary".
 _HEADINGS_JS = """
 () => Array.from(document.querySelectorAll(
     'article.bd-article section > h1, article.bd-article section > h2, '
@@ -77,6 +77,9 @@ _HEADINGS_JS = """
   const text = h.cloneNode(true);
   text.querySelectorAll('.headerlink').forEach((a) => a.remove());
   h.id = `pdf-outline-${i}`;
+  // Chromium writes a named destination only for an element that a link points to.
+  const link = h.querySelector('a.headerlink');
+  if (link) link.setAttribute('href', `#${h.id}`);
   return {level: Number(h.tagName[1]), id: h.id, title: text.textContent.replace(/\\s+/g, ' ').trim()};
 })
 """
