@@ -14,6 +14,7 @@ from cnnbook.blocks import (
     SmallResNet,
     SmallVGG,
     gap_classifier,
+    he_init_,
     layer_gradient_norms,
     nin_block,
     receptive_field,
@@ -239,3 +240,37 @@ def test_plain_deep_net_gradients_vanish_towards_the_input() -> None:
     residual = list(layer_gradient_norms(DeepConvNet(), x, y).values())
     assert plain[0] < 1e-3 * plain[-2]
     assert residual[0] > 100 * plain[0]
+
+
+def test_he_init_scales_weights_for_relu_and_zeroes_biases() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(32, 64, 3), nn.BatchNorm2d(64), nn.Linear(512, 100))
+    model[1].weight.data.fill_(0.5)
+    assert he_init_(model) is model
+    for layer, fan_in in ((model[0], 32 * 9), (model[2], 512)):
+        std = layer.weight.std().item()
+        assert abs(std - (2 / fan_in) ** 0.5) < 0.05 * (2 / fan_in) ** 0.5
+        assert not layer.bias.any()
+    assert torch.all(model[1].weight == 0.5)  # BatchNorm untouched
+    with pytest.raises(ValueError, match="no nn.Conv2d"):
+        he_init_(nn.Sequential(nn.ReLU()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_he_init_or_batch_norm_keeps_the_plain_deep_net_gradient_alive(seed: int) -> None:
+    # Ratio of the last convolution's gradient norm to the first's, at initialisation:
+    # about 1e5-1e7 with PyTorch's default initialisation, a few units with He's.
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+
+    def ratio(model: nn.Module) -> float:
+        norms = list(layer_gradient_norms(model, x, y).values())
+        return norms[-2] / norms[0]
+
+    torch.manual_seed(seed)
+    default = ratio(DeepConvNet(residual=False))
+    torch.manual_seed(seed)
+    he = ratio(he_init_(DeepConvNet(residual=False)))
+    torch.manual_seed(seed)
+    batch_norm = ratio(DeepConvNet(residual=False, batch_norm=True))
+    assert default > 1e4
+    assert he < 100 and batch_norm < 100

@@ -7,8 +7,8 @@ and residual connections. This module holds each of them as a small, readable
 piece (batch normalisation written out from scratch, next to PyTorch's
 ``nn.BatchNorm2d``), the networks the chapter trains with them
 (:class:`SmallVGG`, :class:`SmallNiN`, :class:`DeepConvNet` in a plain and a
-residual form, :class:`SmallResNet`), and two measuring tools:
-:func:`receptive_field` and :func:`layer_gradient_norms`.
+residual form, :class:`SmallResNet`), the initialisation :func:`he_init_`,
+and two measuring tools: :func:`receptive_field` and :func:`layer_gradient_norms`.
 """
 
 from __future__ import annotations
@@ -255,9 +255,13 @@ class ResidualBlock(nn.Module):
     """A basic ResNet block: two 3×3 convolutions, and the input added back before the last ReLU.
 
     ``out = relu(F(x) + shortcut(x))`` with ``F = conv3x3(stride) → BN → ReLU →
-    conv3x3 → BN``. When the block changes the shape (``stride > 1`` or other
-    channel counts), the shortcut is a 1×1 convolution with that stride (and BN),
-    the *projection*; otherwise it is the identity. ``batch_norm=False`` leaves
+    conv3x3 → BN``: the original, post-activation design of He et al. (2016),
+    where the ReLU after the addition still gates the gradient of the shortcut
+    (the pre-activation design of their "Identity Mappings" paper moves it into
+    ``F``). When the block changes the shape (``stride > 1`` or other channel
+    counts), the shortcut is a 1×1 convolution with that stride (and BN), the
+    *projection* (the paper's option B; its CIFAR-10 networks used option A,
+    zero-padded channels without parameters); otherwise it is the identity. ``batch_norm=False`` leaves
     out the BatchNorm layers (and gives the convolutions biases);
     ``residual=False`` leaves out the shortcut, which gives the *plain* block of
     the same depth and width. Introduced in chapter 10.
@@ -308,8 +312,10 @@ class DeepConvNet(nn.Module):
     (as in LeNet) for square images of ``image_size`` pixels: ``2 * num_blocks +
     2`` weight layers. With ``residual=False`` the blocks are plain, so the two
     networks have the same layers and the same parameters and differ only in the
-    additions. Chapter 10 trains both to show that depth alone makes the plain
-    one hard to train. Introduced in chapter 10.
+    additions. Chapter 10 trains both: with PyTorch's default initialisation and
+    no BatchNorm the plain one's signal vanishes with depth and the residual one
+    trains; :func:`he_init_` or ``batch_norm=True`` rescue the plain one too.
+    Introduced in chapter 10.
     """
 
     def __init__(
@@ -368,10 +374,12 @@ class SmallResNet(nn.Module):
     A 3×3 stem (``in_channels`` → ``widths[0]``) with BN and ReLU, then one
     stage per entry of ``widths``, each of ``blocks_per_stage``
     :class:`ResidualBlock` s; every stage after the first starts with a
-    stride-2 block (a projection shortcut) that halves the image and changes
-    the width. :func:`gap_classifier` ends it. ``widths=(16, 32, 64)`` with one
-    block per stage is a ResNet-8 (8 weight layers on the main path), three
-    blocks per stage the paper's ResNet-20. Introduced in chapter 10.
+    stride-2 block (a projection shortcut, where the paper's CIFAR-10 networks
+    zero-pad the channels) that halves the image and changes the width.
+    :func:`gap_classifier` ends it. ``widths=(16, 32, 64)`` with one block per
+    stage is a ResNet-8 (8 weight layers on the main path), three blocks per
+    stage the paper's ResNet-20 (apart from those shortcuts). Introduced in
+    chapter 10.
     """
 
     def __init__(
@@ -413,6 +421,28 @@ class SmallResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, self.in_channels, "SmallResNet")
         return self.classifier(self.stages(self.stem(x)))
+
+
+def he_init_(model: nn.Module) -> nn.Module:
+    """Re-initialise every ``nn.Conv2d`` and ``nn.Linear`` of ``model`` for ReLU networks, in place.
+
+    Each weight is drawn from a normal distribution with standard deviation
+    ``sqrt(2 / fan_in)`` (``nn.init.kaiming_normal_`` with ``nonlinearity="relu"``,
+    He et al. 2015), so that a ReLU layer keeps the variance of its input, and
+    each bias is set to zero. PyTorch's default draws from a uniform
+    distribution of variance ``1 / (3 fan_in)``, six times smaller, which
+    shrinks the signal layer by layer in a deep ReLU network without BatchNorm. BatchNorm layers are left as they are.
+    Returns ``model``, so that ``he_init_(DeepConvNet(...))`` reads as one step.
+    Introduced in chapter 10.
+    """
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ValueError("the model has no nn.Conv2d or nn.Linear layer to initialise.")
+    for layer in layers:
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return model
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
