@@ -63,8 +63,18 @@ class AuthorYearLabelStyle(BaseLabelStyle):
     """Label each bibliography entry with its author-year citation text."""
 
     def format_labels(self, sorted_entries: Iterable[Entry]) -> Iterator[str]:
-        for entry in sorted_entries:
-            yield author_year_label(entry)
+        # Two works of the same authors and year get "2016a", "2016b" (in bibliography order), as
+        # author-year styles do: equal labels would be one anchor for two entries, which Sphinx
+        # warns about.
+        entries = list(sorted_entries)
+        labels = [author_year_label(entry) for entry in entries]
+        seen: dict[str, int] = {}
+        for label in labels:
+            if labels.count(label) > 1:
+                seen[label] = seen.get(label, 0) + 1
+                yield f"{label}{'abcdefghijklmnopqrstuvwxyz'[seen[label] - 1]}"
+            else:
+                yield label
 
 
 class BookStyle(PlainStyle):
