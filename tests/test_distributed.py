@@ -16,10 +16,17 @@ from cnnbook.distributed import (
     DistributedContext,
     ShardedTensorLoader,
     all_reduce_mean,
+    check_ranks,
+    gather_flat,
     init_distributed,
     launch_torchrun,
+    load_training_state,
     print_rank0,
+    quiet_unless_main,
+    replicas_identical,
     save_on_rank0,
+    save_training_state,
+    seed_per_rank,
     shard_indices,
     show_progress,
     torchrun_command,
@@ -156,6 +163,97 @@ def test_incomplete_torchrun_environment_is_explained(monkeypatch: pytest.Monkey
         init_distributed("cpu")
 
 
+def test_rank_checks_assume_no_relation_between_rank_and_local_rank() -> None:
+    check_ranks(0, 1, 2)  # valid: torchrun may give rank 0 to a node's second process
+    check_ranks(3, 0, 4)
+    for rank, local_rank, world_size in [(2, 0, 2), (-1, 0, 2), (0, -1, 1), (0, 0, 0)]:
+        with pytest.raises(ValueError, match="inconsistent"):
+            check_ranks(rank, local_rank, world_size)
+
+
+def test_quiet_unless_main_silences_the_other_ranks(capsys: pytest.CaptureFixture) -> None:
+    with quiet_unless_main(DistributedContext(rank=1, world_size=2)):
+        print("from rank 1")
+    with quiet_unless_main(DistributedContext()):
+        print("from rank 0")
+    assert capsys.readouterr().out == "from rank 0\n"
+
+
+def test_seed_per_rank_gives_each_rank_its_own_reproducible_draws() -> None:
+    draws = {}
+    for rank in (0, 1, 0):
+        generator = seed_per_rank(7, DistributedContext(rank=rank, world_size=2))
+        draws.setdefault(rank, []).append(
+            (torch.rand(4).tolist(), torch.rand(2, generator=generator).tolist())
+        )
+    assert draws[0][0] == draws[0][1]  # the same rank and seed: the same numbers
+    assert draws[0][0][0] != draws[1][0][0] and draws[0][0][1] != draws[1][0][1]
+    torch.manual_seed(8)
+    assert torch.rand(4).tolist() == draws[1][0][0]  # rank 1 of seed 7 is seed 8
+
+
+def test_gather_flat_and_replicas_identical_compare_bits() -> None:
+    single = DistributedContext()
+    tensors = [torch.tensor([1.0, -0.0]), torch.tensor([3], dtype=torch.int64)]
+    (flat,) = gather_flat(tensors, single)
+    assert flat.dtype == torch.uint8 and flat.numel() == 2 * 4 + 8
+    assert not torch.equal(
+        gather_flat([torch.tensor([0.0])], single)[0],
+        gather_flat([torch.tensor([-0.0])], single)[0],
+    )  # 0.0 == -0.0, but not bit for bit
+    with pytest.raises(ValueError, match="at least one tensor"):
+        gather_flat([], single)
+    report = replicas_identical(make_model("batchnorm"), single, buffers=True)
+    assert report["identical"] and report["world_size"] == 1 and len(report["digests"]) == 1
+
+
+def _state(model: torch.nn.Module) -> tuple:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 10)
+    return optimizer, scheduler
+
+
+def test_training_state_round_trip_resumes_exactly(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = make_model("plain")
+    optimizer, scheduler = _state(model)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    for _ in range(2):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    path = tmp_path / "state" / "checkpoint.pt"
+    save_training_state(DistributedContext(), path, model, optimizer, scheduler, epoch=2)
+    assert path.is_file() and not path.with_name("checkpoint.pt.partial").exists()
+    fresh = make_model("plain")
+    fresh_optimizer, fresh_scheduler = _state(fresh)
+    epoch = load_training_state(path, fresh, fresh_optimizer, fresh_scheduler, device="cpu")
+    assert epoch == 2 and fresh_scheduler.last_epoch == scheduler.last_epoch == 2
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
+    )
+    momentum = [fresh_optimizer.state[p]["momentum_buffer"] for p in fresh.parameters()]
+    assert all(torch.equal(a, optimizer.state[p]["momentum_buffer"])
+               for a, p in zip(momentum, model.parameters(), strict=True))  # fmt: skip
+    assert load_training_state(tmp_path / "missing.pt", fresh) == 0  # start from scratch
+    save_training_state(DistributedContext(rank=1, world_size=2), tmp_path / "r1.pt",
+                        model, optimizer, None, 1)  # fmt: skip
+    assert not (tmp_path / "r1.pt").exists()  # only rank 0 writes
+
+
+def test_training_state_accepts_weights_saved_from_inside_ddp(tmp_path: Path) -> None:
+    model = make_model("plain")
+    wrapped = {f"module.{name}": value for name, value in model.state_dict().items()}
+    torch.save({"model": wrapped, "optimizer": None, "scheduler": None, "epoch": 4},
+               tmp_path / "ddp.pt")  # fmt: skip
+    fresh = make_model("plain")
+    assert load_training_state(tmp_path / "ddp.pt", fresh) == 4
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
+    )
+
+
 def test_rank0_prints_and_saves_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     print_rank0(DistributedContext(rank=1, world_size=2), "hidden")
     print_rank0(DistributedContext(), "shown")
@@ -172,8 +270,12 @@ def test_torchrun_command_and_its_bad_arguments() -> None:
         "py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3",
         "-m", "pkg.mod", "--x", "1",
     ]  # fmt: skip
-    with pytest.raises(TypeError, match="list of arguments"):
+    with_options = torchrun_command(["t.py"], 2, python="py", options=["--max-restarts=1"])
+    assert with_options[4:] == ["--nproc_per_node=2", "--max-restarts=1", "t.py"]
+    with pytest.raises(TypeError, match="lists of arguments"):
         torchrun_command("train.py")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lists of arguments"):
+        torchrun_command(["train.py"], options="--max-restarts=1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="script is empty"):
         torchrun_command([])
     with pytest.raises(ValueError, match="nproc_per_node must be at least 1"):
@@ -225,6 +327,10 @@ def test_two_processes_with_batch_b_match_one_with_batch_2b(tmp_path: Path) -> N
         nproc_per_node=2, env=CPU, stream=False, timeout=240,
     )  # fmt: skip
     assert run.result is not None and run.result["global_batch"] == 2 * batch
+    replicas = run.result["runs"]["plain"]["parameters"]
+    assert replicas["identical"] and replicas["world_size"] == 2
+    assert replicas["digests"][0] == replicas["digests"][1]
+    assert run.result["runs"]["plain"]["buffers"] is None  # MnistCNN has none
     saved = torch.load(run.result["runs"]["plain"]["weights"], weights_only=True)
     net, losses = train_steps(DistributedContext(), "plain", 2 * batch, steps, progress=False)
     reference = net.state_dict()
@@ -241,3 +347,45 @@ def test_a_failing_launch_raises_with_the_workers_error(tmp_path: Path) -> None:
             ["-m", "cnnbook.ddp_experiments", "nonsense", "--out", str(tmp_path)],
             nproc_per_node=1, env=CPU, stream=False, timeout=120,
         )  # fmt: skip
+
+
+@pytest.mark.skipif(not mnist_available(), reason="CNNBOOK_DATA does not hold MNIST")
+def test_mnist_cnn_gradients_fit_in_one_ddp_bucket(tmp_path: Path) -> None:
+    """MnistCNN's 196 KiB of gradients fit in DDP's first bucket (1 MiB by default)."""
+    run = launch_torchrun(
+        ["-m", "cnnbook.ddp_experiments", "throughput", "--out", str(tmp_path),
+         "--global-batch", "32", "--steps", "3"],
+        nproc_per_node=2, env=CPU, stream=False, timeout=240,
+    )  # fmt: skip
+    report = run.result
+    assert report is not None and report["world_size"] == 2
+    assert report["gradient_bytes"] == 4 * report["parameters"] == 200_744
+    assert report["gradient_bytes"] < report["first_bucket_cap_bytes"] == 2**20
+    assert report["buckets_per_step"] == 1 and report["bucket_bytes"] == [200_744]
+    assert 0 < report["bucket_allreduce_seconds"] and 0 < report["compute_seconds"]
+
+
+@pytest.mark.skipif(not mnist_available(), reason="CNNBOOK_DATA does not hold MNIST")
+def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    """torchrun --max-restarts=1: rank 1 dies at epoch 2, both restart, and the run resumes.
+
+    The resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+    """
+    arguments = ["--epochs", "2", "--train-subset", "512", "--batch-size", "32"]
+    runs = {}
+    for name, failure in [("failed", ["--fail-at-epoch", "1"]), ("whole", [])]:
+        runs[name] = launch_torchrun(
+            ["-m", "cnnbook.ddp_experiments", "resume", "--out", str(tmp_path / name),
+             *arguments, *failure],
+            nproc_per_node=2, env=CPU, stream=False, timeout=300,
+            options=["--max-restarts=1"],
+        )  # fmt: skip
+    failed, whole = runs["failed"].result, runs["whole"].result
+    assert failed is not None and whole is not None
+    assert "rank 1: killing itself at the start of epoch 2" in runs["failed"].log
+    assert failed["restart_count"] == 1 and failed["max_restarts"] == 1
+    assert failed["started_at_epoch"] == 1 and whole["started_at_epoch"] == 0
+    assert whole["restart_count"] == 0 and failed["parameters"]["identical"]
+    resumed = torch.load(failed["weights"], weights_only=True)
+    reference = torch.load(whole["weights"], weights_only=True)
+    assert all(torch.equal(resumed[name], reference[name]) for name in reference)

@@ -1,16 +1,22 @@
 """The data-parallel experiments of chapter 12, run as ``torchrun ... -m cnnbook.ddp_experiments``.
 
-Three experiments, each a subcommand that rank 0 reports as one JSON object
+Five experiments, each a subcommand that rank 0 reports as one JSON object
 (written to ``--out`` and printed as the last line of the log):
 
 - ``allreduce``: every rank holds a small tensor; after ``all_reduce`` every
   rank holds their sum.
 - ``equivalence``: train for a few steps with ``DistributedDataParallel``, each
-  rank on batch B of its shard; rank 0 saves the weights, which the chapter
-  compares with one process trained on batch N·B (:func:`train_steps`).
-- ``throughput``: time training steps with DDP, the same steps without
-  gradient synchronisation (``no_sync``), and one all-reduce of all the
-  gradients, to see what the communication costs.
+  rank on batch B of its shard; every rank's weights are gathered and compared
+  bit for bit, and rank 0 saves them, which the chapter compares with one
+  process trained on batch N·B (:func:`train_steps`).
+- ``throughput``: time training steps with DDP and the same steps without
+  gradient synchronisation (``no_sync``), interleaved, and time DDP's own
+  all-reduce of each gradient bucket with a communication hook.
+- ``cifar10``: chapter 11's recipe (:func:`cnnbook.cifar.train_cifar10`) for a
+  few steps under DDP, a check that the pipeline runs.
+- ``resume``: train with a checkpoint after every epoch; with
+  ``--fail-at-epoch`` one rank kills itself once, ``torchrun --max-restarts``
+  restarts every process, and the run resumes from the last checkpoint.
 
 Run without torchrun, each runs as a single process. The chapter launches them
 with :func:`cnnbook.distributed.launch_torchrun`.
@@ -22,6 +28,8 @@ import argparse
 import itertools
 import json
 import math
+import os
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -31,23 +39,32 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
-from .data import load_tensors, normalize_mnist
+from .cifar import CifarRecipe, train_cifar10
+from .data import cifar10, dataset_source, load_tensors, normalize_mnist, random_subset
 from .device import synchronize
 from .distributed import (
     DistributedContext,
     ShardedTensorLoader,
     all_reduce_mean,
     distributed_session,
+    gather_flat,
+    load_training_state,
     print_rank0,
+    quiet_unless_main,
+    replicas_identical,
     save_on_rank0,
+    save_training_state,
+    seed_per_rank,
     show_progress,
 )
 from .models import MnistBNCNN, MnistCNN
-from .train import TrainingLog, fit
+from .train import TrainingLog, fit, format_metrics, train_one_epoch
 
 MODEL_KINDS = ("plain", "batchnorm", "syncbatchnorm")
+EXPERIMENTS = ("allreduce", "equivalence", "throughput", "cifar10", "resume")
 
 
 def make_model(kind: str) -> nn.Module:
@@ -115,7 +132,10 @@ def train_steps(
     (momentum 0.9), unchanged. ``split > 1`` wraps the model in
     :class:`SplitBatchForward`. The losses are averaged over the ranks: the
     loss of the global batch. ``data`` is ``(images, labels)`` (default: the
-    MNIST training split). Introduced in chapter 12.
+    MNIST training split). The initial weights come from ``seed`` (DDP copies
+    rank 0's to every rank anyway); the random draws of training (dropout,
+    augmentation) from ``seed + rank`` (:func:`cnnbook.distributed.seed_per_rank`),
+    so that the ranks do not repeat each other's. Introduced in chapter 12.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
@@ -126,6 +146,7 @@ def train_steps(
     if context.is_distributed:
         device_ids = [context.device.index] if context.device.type == "cuda" else None
         model = DistributedDataParallel(net, device_ids=device_ids)
+    seed_per_rank(seed, context)
     if split > 1:
         model = SplitBatchForward(model, split)
     loader = ShardedTensorLoader.for_context(
@@ -171,8 +192,11 @@ def equivalence_run(
 ) -> dict:
     """Train each kind of model with DDP; rank 0 saves its weights to ``out_dir/<kind>.pt``.
 
-    A kind that cannot run here (``syncbatchnorm`` on the CPU) is reported
-    with its error message instead of a file. Introduced in chapter 12.
+    Every rank's parameters are then gathered and compared bit for bit
+    (:func:`cnnbook.distributed.replicas_identical`), and so are its buffers
+    (BatchNorm's running statistics, which DDP does not average). A kind that
+    cannot run here (``syncbatchnorm`` on the CPU) is reported with its error
+    message instead of a file. Introduced in chapter 12.
     """
     data = load_tensors("mnist", train=True)
     report: dict = {
@@ -190,12 +214,58 @@ def equivalence_run(
             continue
         path = out_dir / f"{kind}.pt"
         save_on_rank0(context, net.state_dict(), path)
-        report["runs"][kind] = {"weights": str(path), "losses": losses}
+        parameters = replicas_identical(net, context)
+        buffers = replicas_identical(net, context, buffers=True) if any(net.buffers()) else None
+        print_rank0(
+            context, f"{kind}: parameters identical on all {parameters['world_size']} ranks: "
+            f"{parameters['identical']}",
+        )  # fmt: skip
+        report["runs"][kind] = {
+            "weights": str(path), "losses": losses, "parameters": parameters, "buffers": buffers,
+        }  # fmt: skip
     return report
 
 
 def _forever(loader: ShardedTensorLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     return itertools.chain.from_iterable(itertools.repeat(loader))
+
+
+class BucketTimer:
+    """A DDP communication hook that all-reduces each gradient bucket and times it.
+
+    Register it with ``ddp_model.register_comm_hook(timer, timer.hook)``. It
+    does what DDP does by default (``default_hooks.allreduce_hook``: sum the
+    bucket over the ranks, divide by the world size) and records, per bucket,
+    its size in bytes and the seconds from the bucket being ready to its
+    all-reduce being complete on this rank, which includes waiting for slower
+    ranks. ``calls`` counts buckets. Introduced in chapter 12.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds: list[float] = []
+        self.bucket_bytes: list[int] = []
+
+    def hook(self, state: object, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+        """Launch the bucket's all-reduce and note when it completes."""
+        start = time.perf_counter()
+        self.calls += 1
+        buffer = bucket.buffer()
+        self.bucket_bytes.append(buffer.numel() * buffer.element_size())
+        future = default_hooks.allreduce_hook(None, bucket)  # type: ignore[arg-type]
+
+        def done(completed: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
+            self.seconds.append(time.perf_counter() - start)
+            return completed.value()
+
+        return future.then(done)
+
+
+# DDP checks a hook's annotations against the objects themselves; with postponed evaluation
+# (``from __future__ import annotations``) they would be strings, so they are set here.
+BucketTimer.hook.__annotations__.update(
+    bucket=dist.GradBucket, state=object, **{"return": torch.futures.Future[torch.Tensor]}
+)
 
 
 def throughput_run(
@@ -204,25 +274,33 @@ def throughput_run(
     """Time training steps of :class:`cnnbook.models.MnistCNN`, with and without communication.
 
     Each of the N ranks trains on ``global_batch / N`` images per step, with
-    ``DistributedDataParallel`` when N > 1. Each time is the median over
-    ``steps`` steps (after ``warmup`` untimed ones) on the slowest rank, so that
-    a burst of other work on a shared machine does not count: a full step; with
-    N > 1, the same step under ``no_sync`` (no gradient all-reduce: the
-    computation alone); and one ``all_reduce`` of a tensor as large as all the
-    gradients. Introduced in chapter 12.
+    ``DistributedDataParallel`` when N > 1. With N > 1 the timed steps
+    alternate: a full DDP step, then the same step under ``no_sync`` (no
+    gradient all-reduce: the computation alone), so that both kinds meet the
+    same load on a shared machine; a :class:`BucketTimer` hook counts DDP's
+    gradient buckets and times their all-reduce inside the step. Each time is
+    the median over ``steps`` steps (after ``warmup`` untimed ones) on the
+    slowest rank; ``sync_cost_seconds`` is the median over the pairs of a DDP
+    step minus the ``no_sync`` step after it. One more figure, for comparison:
+    a bare ``all_reduce`` of a tensor as large as all the gradients, timed
+    after a barrier. Introduced in chapter 12.
     """
     if global_batch % context.world_size:
         raise ValueError(
             f"the global batch {global_batch} must split evenly over {context.world_size} ranks."
         )
     parallel = context.is_distributed and context.world_size > 1
-    images, labels = load_tensors("mnist", train=True)
+    with quiet_unless_main(context):
+        images, labels = load_tensors("mnist", train=True)
     torch.manual_seed(0)
     net = MnistCNN().to(context.device)
     model: nn.Module = net
+    timer = BucketTimer()
     if parallel:
         device_ids = [context.device.index] if context.device.type == "cuda" else None
-        model = DistributedDataParallel(net, device_ids=device_ids)
+        ddp = DistributedDataParallel(net, device_ids=device_ids)
+        ddp.register_comm_hook(None, timer.hook)
+        model = ddp
     loader = ShardedTensorLoader.for_context(
         context, images, labels, global_batch // context.world_size,
         transform=normalize_mnist, drop_last=True,
@@ -237,39 +315,54 @@ def throughput_run(
             dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return value.item()
 
-    def timed_steps(sync: bool, description: str) -> float:
-        times = []
-        with TrainingLog(
-            warmup + steps, description, every=steps, progress=show_progress(context)
-        ) as log:
-            for _ in range(warmup + steps):
-                start = time.perf_counter()
-                inputs, targets = next(batches)
-                with model.no_sync() if parallel and not sync else nullcontext():  # type: ignore[operator]
-                    loss = loss_fn(model(inputs), targets)
-                    loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                synchronize(context.device)
-                times.append(time.perf_counter() - start)
-                log.step(loss=loss.item())
-        return slowest(statistics.median(times[warmup:]))
+    def one_step(sync: bool) -> tuple[float, torch.Tensor]:
+        start = time.perf_counter()
+        inputs, targets = next(batches)
+        with model.no_sync() if parallel and not sync else nullcontext():  # type: ignore[operator]
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(context.device)
+        return time.perf_counter() - start, loss
 
-    step_seconds = timed_steps(True, "DDP steps" if parallel else "steps")
+    kinds = (True, False) if parallel else (True,)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    calls_before = 0
+    with TrainingLog(
+        warmup + steps, "DDP + no_sync steps" if parallel else "steps", every=steps,
+        progress=show_progress(context),
+    ) as log:  # fmt: skip
+        for step in range(warmup + steps):
+            if step == warmup:
+                calls_before, timer.seconds = timer.calls, []
+            for sync in kinds:
+                seconds, loss = one_step(sync)
+                if step >= warmup:
+                    times[sync].append(seconds)
+            log.step(loss=loss.item())
+    step_seconds = slowest(statistics.median(times[True]))
     compute_seconds = step_seconds
+    sync_cost_seconds = 0.0
+    bucket_seconds = 0.0
     allreduce_seconds = 0.0
     parameters = sum(p.numel() for p in net.parameters())
+    buckets_per_step = 0.0
     if parallel:
-        compute_seconds = timed_steps(False, "no_sync steps")
+        compute_seconds = slowest(statistics.median(times[False]))
+        pairs = [a - b for a, b in zip(times[True], times[False], strict=True)]
+        sync_cost_seconds = slowest(statistics.median(pairs))
+        buckets_per_step = (timer.calls - calls_before) / steps
+        bucket_seconds = slowest(statistics.median(timer.seconds))
         flat = torch.zeros(parameters, device=context.device)
-        times = []
+        bare = []
         for _ in range(3 + 20):
             dist.barrier()
             start = time.perf_counter()
             dist.all_reduce(flat)
             synchronize(context.device)
-            times.append(time.perf_counter() - start)
-        allreduce_seconds = slowest(statistics.median(times[3:]))
+            bare.append(time.perf_counter() - start)
+        allreduce_seconds = slowest(statistics.median(bare[3:]))
     return {
         "world_size": context.world_size,
         "backend": context.backend,
@@ -278,24 +371,162 @@ def throughput_run(
         "batch_per_rank": global_batch // context.world_size,
         "steps": steps,
         "parameters": parameters,
+        "gradient_bytes": sum(p.numel() * p.element_size() for p in net.parameters()),
+        "first_bucket_cap_bytes": dist._DEFAULT_FIRST_BUCKET_BYTES,
+        "buckets_per_step": buckets_per_step,
+        "bucket_bytes": sorted(set(timer.bucket_bytes)),
         "step_seconds": step_seconds,
         "compute_seconds": compute_seconds,
+        "sync_cost_seconds": sync_cost_seconds,
+        "bucket_allreduce_seconds": bucket_seconds,
         "allreduce_seconds": allreduce_seconds,
         "images_per_second": global_batch / step_seconds,
     }
+
+
+def cifar10_check(
+    context: DistributedContext,
+    max_steps: int,
+    train_subset: int,
+    test_subset: int,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict:
+    """Chapter 11's recipe under DDP for ``max_steps`` steps on random subsets of CIFAR-10.
+
+    The CPU configuration of ``benchmarks/cifar10_speed.py`` (widths 32-64-128,
+    4 epochs, global batch ``batch_size``, bfloat16 autocast), trained by
+    :func:`cnnbook.cifar.train_cifar10` with the context, so that each rank
+    takes its share of the global batch. A check that the pipeline runs, not a
+    measurement; it needs only the package. Each rank's final accuracy and the
+    equality of the replicas' parameters and buffers are gathered. Introduced
+    in chapter 12.
+    """
+    with quiet_unless_main(context):  # the loaders print their source; once is enough
+        train_images, train_labels = load_tensors("cifar10", train=True)
+        test_images, test_labels = load_tensors("cifar10", train=False)
+    source = dataset_source(cifar10(train=False, download=False, verbose=False))
+    print_rank0(context, f"CIFAR-10 source: {source}")
+    train_images, train_labels = random_subset(train_images, train_labels, train_subset, seed)
+    test_images, test_labels = random_subset(test_images, test_labels, test_subset, seed)
+    recipe = CifarRecipe(
+        widths=(32, 64, 128), epochs=4, batch_size=batch_size, autocast="bf16", seed=seed
+    )
+    result = train_cifar10(
+        recipe, train_images, train_labels, test_images, test_labels, context.device,
+        progress=False, max_steps=max_steps, distributed=context,
+    )  # fmt: skip
+    accuracies = gather_flat(
+        [torch.tensor([result.final_acc], dtype=torch.float64, device=context.device)], context
+    )
+    report = {
+        "world_size": context.world_size, "backend": context.backend,
+        "data_source": source, "train_images": train_subset, "test_images": test_subset,
+        "global_batch_size": batch_size, "batch_per_rank": batch_size // context.world_size,
+        "steps": result.steps,
+        "accuracy_per_rank": [copy.view(torch.float64).item() for copy in accuracies],
+        "parameters": replicas_identical(result.model, context),
+        "buffers": replicas_identical(result.model, context, buffers=True),
+    }  # fmt: skip
+    print_rank0(
+        context, f"{result.steps} steps, global batch {batch_size} = {context.world_size} x "
+        f"{report['batch_per_rank']}; accuracy {result.final_acc:.2%} (a check, not a measurement)",
+    )  # fmt: skip
+    return report
+
+
+def resume_run(
+    context: DistributedContext,
+    out_dir: Path,
+    epochs: int = 3,
+    fail_at_epoch: int | None = None,
+    fail_rank: int = 1,
+    batch_size: int = 32,
+    train_subset: int = 2048,
+    lr: float = 0.02,
+    seed: int = 0,
+) -> dict:
+    """Train MnistCNN for ``epochs`` epochs with a checkpoint after each; resume from it.
+
+    The checkpoint (``out_dir/checkpoint.pt``, :func:`cnnbook.distributed.save_training_state`)
+    holds the weights, the SGD momentum, the per-step cosine schedule and the
+    epochs done; at start every rank loads it if it exists
+    (:func:`cnnbook.distributed.load_training_state`) and continues with the
+    next epoch, whose shuffle is that epoch's (``set_epoch``) and whose random
+    draws are seeded by epoch and rank. With ``fail_at_epoch`` set, rank
+    ``fail_rank`` kills itself (SIGKILL, as a crash or a lost machine would) at
+    the start of that epoch in the first attempt only
+    (``TORCHELASTIC_RESTART_COUNT`` is 0); under ``torchrun --max-restarts=1``
+    torchrun then stops the other ranks and starts all of them again. Rank 0
+    saves the final weights to ``out_dir/final.pt``. Introduced in chapter 12.
+    """
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    with quiet_unless_main(context):
+        images, labels = load_tensors("mnist", train=True)
+    images, labels = random_subset(images, labels, train_subset, seed)
+    torch.manual_seed(seed)
+    net = MnistCNN().to(context.device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    loader = ShardedTensorLoader.for_context(
+        context, images, labels, batch_size, transform=normalize_mnist, seed=seed, drop_last=True
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(loader))
+    checkpoint = out_dir / "checkpoint.pt"
+    start = load_training_state(checkpoint, net, optimizer, scheduler, context.device)
+    model: nn.Module = net
+    if context.is_distributed:
+        device_ids = [context.device.index] if context.device.type == "cuda" else None
+        model = DistributedDataParallel(net, device_ids=device_ids)
+    print_rank0(
+        context, f"attempt {restart}: {context.world_size} processes, "
+        + (f"resuming after epoch {start} from {checkpoint.name}" if start else "from scratch"),
+    )  # fmt: skip
+    loader.set_epoch(start)
+    for epoch in range(start, epochs):
+        if fail_at_epoch == epoch and restart == 0 and context.rank == fail_rank:
+            print(
+                f"rank {context.rank}: killing itself at the start of epoch {epoch + 1}", flush=True
+            )
+            os.kill(os.getpid(), signal.SIGKILL)
+        seed_per_rank(seed + 1000 * epoch, context)  # the same draws in a resumed epoch
+        loss, acc = train_one_epoch(
+            model, loader, optimizer, device=context.device, scheduler=scheduler,
+            description=f"epoch {epoch + 1}/{epochs}", progress=show_progress(context),
+        )  # fmt: skip
+        save_training_state(context, checkpoint, model, optimizer, scheduler, epoch + 1)
+        print_rank0(
+            context, format_metrics(epoch=f"{epoch + 1}/{epochs}", loss=loss, acc=acc)
+            + "  checkpoint saved",
+        )  # fmt: skip
+    parameters = replicas_identical(net, context)
+    save_on_rank0(context, net.state_dict(), out_dir / "final.pt")
+    return {
+        "world_size": context.world_size, "backend": context.backend, "epochs": epochs,
+        "restart_count": restart, "max_restarts": int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")),
+        "started_at_epoch": start, "fail_at_epoch": fail_at_epoch,
+        "weights": str(out_dir / "final.pt"), "parameters": parameters,
+        "steps_per_epoch": len(loader),
+    }  # fmt: skip
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m cnnbook.ddp_experiments", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("experiment", choices=["allreduce", "equivalence", "throughput"])
+    parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument("--out", type=Path, required=True, help="folder for results and weights")
     parser.add_argument("--batch-size", type=int, default=32, help="per rank (equivalence)")
     parser.add_argument("--global-batch", type=int, default=256, help="(throughput)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=0.02, help="learning rate (equivalence)")
     parser.add_argument("--kinds", default="plain,batchnorm", help="comma-separated model kinds")
+    parser.add_argument("--max-steps", type=int, default=5, help="(cifar10)")
+    parser.add_argument("--train-subset", type=int, default=None, help="(cifar10, resume)")
+    parser.add_argument("--test-subset", type=int, default=500, help="(cifar10)")
+    parser.add_argument("--epochs", type=int, default=3, help="(resume)")
+    parser.add_argument(
+        "--fail-at-epoch", type=int, default=None, help="(resume) rank 1 dies once, at this epoch"
+    )
     return parser.parse_args(argv)
 
 
@@ -316,8 +547,18 @@ def main(argv: list[str] | None = None) -> dict:
             report = equivalence_run(
                 context, kinds, args.batch_size, args.steps, args.out, lr=args.lr
             )
-        else:
+        elif args.experiment == "throughput":
             report = throughput_run(context, args.global_batch, args.steps)
+        elif args.experiment == "cifar10":
+            report = cifar10_check(
+                context, args.max_steps, args.train_subset or 2560, args.test_subset,
+                batch_size=args.global_batch,
+            )  # fmt: skip
+        else:
+            report = resume_run(
+                context, args.out, args.epochs, args.fail_at_epoch,
+                batch_size=args.batch_size, train_subset=args.train_subset or 2048, lr=args.lr,
+            )  # fmt: skip
         if context.is_main:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{args.experiment}.json").write_text(json.dumps(report))

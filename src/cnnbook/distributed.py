@@ -9,18 +9,27 @@ local rank); run without torchrun, it returns a single-process context and the
 same script works unchanged. :class:`ShardedTensorLoader` gives each rank its own
 disjoint slice of the in-memory data, reshuffled every epoch exactly as
 ``torch.utils.data.DistributedSampler`` would (:func:`shard_indices`).
-:func:`print_rank0`, :func:`show_progress` and :func:`save_on_rank0` keep logs,
-progress bars and checkpoints to one process; :func:`distributed_session` shuts
-the process group down cleanly, and :func:`launch_torchrun` starts such a script
-from a notebook, streams its log and reads its JSON result.
+:func:`print_rank0`, :func:`quiet_unless_main`, :func:`show_progress` and
+:func:`save_on_rank0` keep logs, progress bars and checkpoints to one process;
+:func:`seed_per_rank` gives each rank its own random numbers;
+:func:`gather_flat` and :func:`replicas_identical` check that every rank holds
+the same weights; :func:`save_training_state` and :func:`load_training_state`
+let a run that torchrun restarts resume where it stopped;
+:func:`distributed_session` shuts the process group down cleanly, and
+:func:`launch_torchrun` starts such a script from a notebook, streams its log
+and reads its JSON result.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import hashlib
+import io
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -32,8 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from .data import TensorLoader
 from .device import get_device
@@ -81,6 +93,21 @@ def _read_int(name: str, environ: Mapping[str, str]) -> int:
         ) from None
 
 
+def check_ranks(rank: int, local_rank: int, world_size: int) -> None:
+    """Raise ``ValueError`` unless ``0 <= rank < world_size`` and ``local_rank >= 0``.
+
+    Nothing else is checked: torchrun's documentation warns never to assume a
+    relation between ``RANK`` and ``LOCAL_RANK``, which an elastic restart may
+    pair differently (a node's processes can get another range of ranks), so
+    ``LOCAL_RANK=1`` with ``RANK=0`` is valid. Introduced in chapter 12.
+    """
+    if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
+        raise ValueError(
+            f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world_size} are inconsistent: "
+            "ranks run from 0 to WORLD_SIZE - 1 and a local rank is 0 or more."
+        )
+
+
 def init_distributed(
     device: torch.device | str | None = None, backend: str | None = None
 ) -> DistributedContext:
@@ -108,11 +135,7 @@ def init_distributed(
     rank, local_rank, world_size = (
         _read_int(name, environ) for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE")
     )
-    if world_size < 1 or not 0 <= rank < world_size or not 0 <= local_rank <= rank:
-        raise ValueError(
-            f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world_size} are inconsistent: "
-            "ranks run from 0 to WORLD_SIZE - 1 and a local rank is at most the rank."
-        )
+    check_ranks(rank, local_rank, world_size)
     if base.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise RuntimeError(
@@ -189,6 +212,76 @@ def all_reduce_mean(tensor: torch.Tensor, context: DistributedContext) -> torch.
     return total / context.world_size
 
 
+@contextmanager
+def quiet_unless_main(context: DistributedContext) -> Iterator[None]:
+    """``with quiet_unless_main(ctx):``: what the block prints shows on rank 0 only.
+
+    For code that prints by itself and knows nothing of ranks, such as the
+    data loaders' line naming their source: on the other ranks its standard
+    output goes nowhere. Introduced in chapter 12.
+    """
+    if context.is_main:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def seed_per_rank(seed: int, context: DistributedContext) -> torch.Generator:
+    """Seed Python, NumPy and torch with ``seed + rank``; return a generator seeded the same.
+
+    Under DDP every rank must draw *different* random numbers for dropout and
+    augmentation: with one seed everywhere, rank 1 would drop the same units and
+    crop the same way as rank 0, and N ranks would see N copies of one random
+    draw instead of N independent ones. (The initial weights do not need it:
+    DDP copies rank 0's to every rank when it wraps the model.) The seeds stay
+    reproducible: rank r always gets ``seed + r``. Introduced in chapter 12.
+    """
+    rank_seed = seed + context.rank
+    random.seed(rank_seed)
+    np.random.seed(rank_seed)
+    torch.manual_seed(rank_seed)
+    return torch.Generator().manual_seed(rank_seed)
+
+
+def gather_flat(tensors: Sequence[torch.Tensor], context: DistributedContext) -> list[torch.Tensor]:
+    """Every rank's ``tensors``, each flattened into one vector, gathered on every rank.
+
+    Item ``r`` of the list is rank ``r``'s copy (on the CPU); without a
+    process group it is a list of one. The tensors are viewed as raw bytes, so
+    comparing the vectors with ``torch.equal`` is a bitwise comparison whatever
+    the dtypes. Introduced in chapter 12.
+    """
+    if not tensors:
+        raise ValueError("gather_flat() needs at least one tensor.")
+    flat = torch.cat([t.detach().contiguous().reshape(-1).view(torch.uint8) for t in tensors])
+    if not context.is_distributed:
+        return [flat.cpu()]
+    flat = flat.to(context.device)
+    copies = [torch.empty_like(flat) for _ in range(context.world_size)]
+    dist.all_gather(copies, flat)
+    return [copy.cpu() for copy in copies]
+
+
+def replicas_identical(
+    model: nn.Module, context: DistributedContext, buffers: bool = False
+) -> dict[str, Any]:
+    """Whether every rank holds bit for bit the same parameters (and buffers, if asked).
+
+    All ranks must call it (it gathers). Returns ``identical`` (a bool), the
+    ``world_size`` and one short SHA-256 ``digests`` per rank of the gathered
+    bytes. With ``buffers`` it compares BatchNorm's running statistics too,
+    which DDP does not average: each rank updates them from its own shard.
+    Introduced in chapter 12.
+    """
+    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    tensors = list(module.buffers()) if buffers else list(module.parameters())
+    copies = gather_flat(tensors, context)
+    digests = [hashlib.sha256(copy.numpy().tobytes()).hexdigest()[:16] for copy in copies]
+    identical = all(torch.equal(copies[0], copy) for copy in copies[1:])
+    return {"identical": identical, "world_size": len(copies), "digests": digests}
+
+
 def save_on_rank0(context: DistributedContext, obj: object, path: str | Path) -> None:
     """``torch.save(obj, path)`` on rank 0 only; every rank waits until the file is written.
 
@@ -202,6 +295,72 @@ def save_on_rank0(context: DistributedContext, obj: object, path: str | Path) ->
         torch.save(obj, path)
     if context.is_distributed:
         dist.barrier()
+
+
+def save_training_state(
+    context: DistributedContext,
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    epoch: int,
+) -> None:
+    """Save what a restarted run needs to continue after ``epoch`` (rank 0 writes it).
+
+    The checkpoint holds the model's weights (those of the module inside DDP,
+    so without its ``module.`` prefix), the optimizer's state (momentum
+    buffers), the scheduler's and ``epoch``, the number of epochs completed.
+    The file is written to a temporary name and renamed, so a process killed
+    while writing never leaves half a checkpoint; every rank waits until it is
+    in place. Introduced in chapter 12.
+    """
+    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    state = {
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch,
+    }
+    if context.is_main:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, path)
+    if context.is_distributed:
+        dist.barrier()
+
+
+def load_training_state(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    device: torch.device | str = "cpu",
+) -> int:
+    """Load a :func:`save_training_state` checkpoint if there is one; return the epoch to start.
+
+    Returns 0 (start from scratch) when ``path`` does not exist. Tensors are
+    loaded straight onto ``device`` (``map_location``), not onto the GPU that
+    saved them, which on another node may not exist or belong to another rank.
+    Weights saved from a DDP-wrapped model carry a ``module.`` prefix on every
+    name; it is removed, so either kind of checkpoint loads into the plain
+    model. Call it on every rank before wrapping the model in DDP.
+    Introduced in chapter 12.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location=device, weights_only=True)
+    weights = dict(state["model"])
+    consume_prefix_in_state_dict_if_present(weights, "module.")
+    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    module.load_state_dict(weights)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    return int(state["epoch"])
 
 
 def shard_indices(
@@ -341,7 +500,10 @@ class LaunchResult:
 
 
 def torchrun_command(
-    script: Sequence[str], nproc_per_node: int = 2, python: str | None = None
+    script: Sequence[str],
+    nproc_per_node: int = 2,
+    python: str | None = None,
+    options: Sequence[str] = (),
 ) -> list[str]:
     """The command line that starts ``script`` on ``nproc_per_node`` processes of this machine.
 
@@ -349,12 +511,13 @@ def torchrun_command(
     "2"]`` or ``["-m", "cnnbook.ddp_experiments", "allreduce"]``. torchrun is run
     as ``python -m torch.distributed.run`` with this interpreter, so the
     processes use the same environment, and ``--standalone`` lets it pick a free
-    port on this machine. Introduced in chapter 12.
+    port on this machine. ``options`` are more of torchrun's own, placed before
+    the script (``["--max-restarts=1"]``). Introduced in chapter 12.
     """
-    if isinstance(script, str):
+    if isinstance(script, str) or isinstance(options, str):
         raise TypeError(
-            f"script must be a list of arguments, not the string {script!r}; "
-            f"write [{script!r}] or split the command into its arguments."
+            f"script and options must be lists of arguments, not the string "
+            f"{script if isinstance(script, str) else options!r}; split it into its arguments."
         )
     if not script:
         raise ValueError("script is empty: give the script (or -m module) and its arguments.")
@@ -362,7 +525,7 @@ def torchrun_command(
         raise ValueError(f"nproc_per_node must be at least 1, got {nproc_per_node}.")
     return [
         python or sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc_per_node}", *script,
+        f"--nproc_per_node={nproc_per_node}", *options, *script,
     ]  # fmt: skip
 
 
@@ -393,6 +556,7 @@ def launch_torchrun(
     env: Mapping[str, str] | None = None,
     stream: bool = True,
     timeout: float | None = None,
+    options: Sequence[str] = (),
 ) -> LaunchResult:
     """Run ``script`` under torchrun in a subprocess, stream its log, and return its result.
 
@@ -400,10 +564,11 @@ def launch_torchrun(
     process's stdout as it arrives when ``stream``, and kept in
     ``LaunchResult.log``. The result is the JSON object in ``result_path`` when
     given (the script writes it), else the last line of the log that is a JSON
-    object. ``env`` adds environment variables. A non-zero exit raises
+    object. ``env`` adds environment variables; ``options`` are more of
+    torchrun's own (:func:`torchrun_command`). A non-zero exit raises
     ``RuntimeError`` with the end of the log. Introduced in chapter 12.
     """
-    command = torchrun_command(script, nproc_per_node)
+    command = torchrun_command(script, nproc_per_node, options=options)
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     start = time.perf_counter()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
