@@ -377,7 +377,7 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(tmp_path: Pa
         runs[name] = launch_torchrun(
             ["-m", "cnnbook.ddp_experiments", "resume", "--out", str(tmp_path / name),
              *arguments, *failure],
-            nproc_per_node=2, env=CPU, stream=False, timeout=300,
+            nproc_per_node=2, env=CPU, stream=False, timeout=600,
             options=["--max-restarts=1"],
         )  # fmt: skip
     failed, whole = runs["failed"].result, runs["whole"].result
@@ -389,3 +389,11 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(tmp_path: Pa
     resumed = torch.load(failed["weights"], weights_only=True)
     reference = torch.load(whole["weights"], weights_only=True)
     assert all(torch.equal(resumed[name], reference[name]) for name in reference)
+
+
+def test_a_timeout_stops_torchrun_and_its_workers(tmp_path: Path) -> None:
+    """torchrun puts each worker in its own session; a timeout must stop them too."""
+    script = tmp_path / "sleep.py"
+    script.write_text("import time\nprint('started', flush=True)\ntime.sleep(300)\n")
+    with pytest.raises(TimeoutError, match="ran past 20 s"):
+        launch_torchrun([str(script)], nproc_per_node=1, stream=False, timeout=20)
