@@ -215,7 +215,8 @@ def equivalence_run(
         path = out_dir / f"{kind}.pt"
         save_on_rank0(context, net.state_dict(), path)
         parameters = replicas_identical(net, context)
-        buffers = replicas_identical(net, context, buffers=True) if any(net.buffers()) else None
+        has_buffers = next(net.buffers(), None) is not None
+        buffers = replicas_identical(net, context, buffers=True) if has_buffers else None
         print_rank0(
             context, f"{kind}: parameters identical on all {parameters['world_size']} ranks: "
             f"{parameters['identical']}",
