@@ -568,9 +568,10 @@ def conv_transpose_output_size(
     if output_padding >= stride and output_padding >= dilation:
         raise ValueError(
             f"output_padding={output_padding} must be smaller than the stride ({stride}) or "
-            f"the dilation ({dilation}), as in PyTorch: it only picks one of the "
-            f"{max(stride, dilation)} input lengths that a strided convolution maps to the same "
-            f"output; use output_padding <= {max(stride, dilation) - 1}."
+            f"the dilation ({dilation}), as in PyTorch: up to stride - 1 extra cells pick one "
+            f"of the input lengths that a strided convolution maps to the same output, and "
+            f"PyTorch also accepts up to dilation - 1; "
+            f"use output_padding <= {max(stride, dilation) - 1}."
         )
     out = (length - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
     if out < 1:
