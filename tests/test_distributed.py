@@ -377,7 +377,7 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(tmp_path: Pa
         runs[name] = launch_torchrun(
             ["-m", "cnnbook.ddp_experiments", "resume", "--out", str(tmp_path / name),
              *arguments, *failure],
-            nproc_per_node=2, env=CPU, stream=False, timeout=600,
+            nproc_per_node=2, env=CPU, stream=False, timeout=300,
             options=["--max-restarts=1"],
         )  # fmt: skip
     failed, whole = runs["failed"].result, runs["whole"].result
@@ -397,3 +397,22 @@ def test_a_timeout_stops_torchrun_and_its_workers(tmp_path: Path) -> None:
     script.write_text("import time\nprint('started', flush=True)\ntime.sleep(300)\n")
     with pytest.raises(TimeoutError, match="ran past 20 s"):
         launch_torchrun([str(script)], nproc_per_node=1, stream=False, timeout=20)
+
+
+def test_each_restart_gets_a_rendezvous_store_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """launch_torchrun turns off the shared rendezvous store (pytorch/pytorch#135712)."""
+    monkeypatch.delenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", raising=False)
+    script = tmp_path / "show.py"
+    script.write_text(
+        "import json, os\n"
+        "print(json.dumps({'value': os.environ.get('TORCH_DISABLE_SHARE_RDZV_TCP_STORE')}))\n"
+    )
+    run = launch_torchrun([str(script)], nproc_per_node=1, stream=False, timeout=120)
+    assert run.result == {"value": "1"}
+    kept = launch_torchrun(
+        [str(script)], nproc_per_node=1, stream=False, timeout=120,
+        env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "0"},
+    )  # fmt: skip
+    assert kept.result == {"value": "0"}  # the caller's choice wins

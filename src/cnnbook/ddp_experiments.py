@@ -198,7 +198,8 @@ def equivalence_run(
     cannot run here (``syncbatchnorm`` on the CPU) is reported with its error
     message instead of a file. Introduced in chapter 12.
     """
-    data = load_tensors("mnist", train=True)
+    with quiet_unless_main(context):  # a loader that names its source does so once
+        data = load_tensors("mnist", train=True)
     report: dict = {
         "world_size": context.world_size, "backend": context.backend, "lr": lr,
         "batch_per_rank": batch_size, "global_batch": batch_size * context.world_size,
@@ -407,7 +408,6 @@ def cifar10_check(
         train_images, train_labels = load_tensors("cifar10", train=True)
         test_images, test_labels = load_tensors("cifar10", train=False)
     source = dataset_source(cifar10(train=False, download=False, verbose=False))
-    print_rank0(context, f"CIFAR-10 source: {source}")
     train_images, train_labels = random_subset(train_images, train_labels, train_subset, seed)
     test_images, test_labels = random_subset(test_images, test_labels, test_subset, seed)
     recipe = CifarRecipe(

@@ -590,10 +590,22 @@ def launch_torchrun(
     given (the script writes it), else the last line of the log that is a JSON
     object. ``env`` adds environment variables; ``options`` are more of
     torchrun's own (:func:`torchrun_command`). A non-zero exit raises
-    ``RuntimeError`` with the end of the log. Introduced in chapter 12.
+    ``RuntimeError`` with the end of the log.
+
+    torchrun runs with ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` unless ``env``
+    or this process's environment says otherwise. By default the workers share
+    torchrun's rendezvous store, and a group that torchrun restarts
+    (``--max-restarts``) meets in the same store, where the previous attempt's
+    addresses are still written: a restarted rank can read a dead rank's address
+    and fail or hang while joining the process group (PyTorch issue #135712,
+    seen here with torch 2.14). With the variable, every attempt gets a store of
+    its own. Introduced in chapter 12.
     """
     command = torchrun_command(script, nproc_per_node, options=options)
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment = {
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1", **os.environ, "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }  # fmt: skip
     start = time.perf_counter()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
