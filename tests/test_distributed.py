@@ -21,6 +21,7 @@ from cnnbook.distributed import (
     init_distributed,
     launch_torchrun,
     load_training_state,
+    main_process_first,
     print_rank0,
     quiet_unless_main,
     replicas_identical,
@@ -177,6 +178,32 @@ def test_quiet_unless_main_silences_the_other_ranks(capsys: pytest.CaptureFixtur
     with quiet_unless_main(DistributedContext()):
         print("from rank 0")
     assert capsys.readouterr().out == "from rank 0\n"
+
+
+def test_main_process_first_lets_rank0_run_the_block_before_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(
+        torch.distributed, "barrier", lambda *args, **kwargs: events.append("barrier")
+    )
+    for rank, local_rank in [(0, 0), (1, 1), (2, 0)]:
+        context = DistributedContext(rank, local_rank, 4, backend="gloo")
+        for local in (False, True):
+            events.clear()
+            with main_process_first(context, local=local):
+                events.append("block")
+            first = (local_rank if local else rank) == 0
+            assert events == (["block", "barrier"] if first else ["barrier", "block"])
+    events.clear()
+    with pytest.raises(OSError, match="download failed"):  # rank 0 still releases the others
+        with main_process_first(DistributedContext(0, 0, 2, backend="gloo")):
+            raise OSError("download failed")
+    assert events == ["barrier"]
+    events.clear()
+    with main_process_first(DistributedContext()):  # one process: no barrier at all
+        events.append("block")
+    assert events == ["block"]
 
 
 def test_seed_per_rank_gives_each_rank_its_own_reproducible_draws() -> None:

@@ -52,6 +52,7 @@ from .distributed import (
     distributed_session,
     gather_flat,
     load_training_state,
+    main_process_first,
     print_rank0,
     quiet_unless_main,
     replicas_identical,
@@ -198,7 +199,8 @@ def equivalence_run(
     cannot run here (``syncbatchnorm`` on the CPU) is reported with its error
     message instead of a file. Introduced in chapter 12.
     """
-    with quiet_unless_main(context):  # a loader that names its source does so once
+    # A loader that names its source does so once; a download happens once.
+    with quiet_unless_main(context), main_process_first(context):
         data = load_tensors("mnist", train=True)
     report: dict = {
         "world_size": context.world_size, "backend": context.backend, "lr": lr,
@@ -292,7 +294,7 @@ def throughput_run(
             f"the global batch {global_batch} must split evenly over {context.world_size} ranks."
         )
     parallel = context.is_distributed and context.world_size > 1
-    with quiet_unless_main(context):
+    with quiet_unless_main(context), main_process_first(context):
         images, labels = load_tensors("mnist", train=True)
     torch.manual_seed(0)
     net = MnistCNN().to(context.device)
@@ -404,7 +406,9 @@ def cifar10_check(
     equality of the replicas' parameters and buffers are gathered. Introduced
     in chapter 12.
     """
-    with quiet_unless_main(context):  # the loaders print their source; once is enough
+    # The loaders print their source (once is enough), and the first load in a fresh
+    # environment (Colab) downloads CIFAR-10: rank 0 does it before the others read it.
+    with quiet_unless_main(context), main_process_first(context):
         train_images, train_labels = load_tensors("cifar10", train=True)
         test_images, test_labels = load_tensors("cifar10", train=False)
     source = dataset_source(cifar10(train=False, download=False, verbose=False))
@@ -462,7 +466,7 @@ def resume_run(
     saves the final weights to ``out_dir/final.pt``. Introduced in chapter 12.
     """
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    with quiet_unless_main(context):
+    with quiet_unless_main(context), main_process_first(context):
         images, labels = load_tensors("mnist", train=True)
     images, labels = random_subset(images, labels, train_subset, seed)
     torch.manual_seed(seed)

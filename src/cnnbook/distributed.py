@@ -11,6 +11,7 @@ disjoint slice of the in-memory data, reshuffled every epoch exactly as
 ``torch.utils.data.DistributedSampler`` would (:func:`shard_indices`).
 :func:`print_rank0`, :func:`quiet_unless_main`, :func:`show_progress` and
 :func:`save_on_rank0` keep logs, progress bars and checkpoints to one process;
+:func:`main_process_first` lets rank 0 download the data before the others read it;
 :func:`seed_per_rank` gives each rank its own random numbers;
 :func:`gather_flat` and :func:`replicas_identical` check that every rank holds
 the same weights; :func:`save_training_state` and :func:`load_training_state`
@@ -225,6 +226,30 @@ def quiet_unless_main(context: DistributedContext) -> Iterator[None]:
         return
     with contextlib.redirect_stdout(io.StringIO()):
         yield
+
+
+@contextmanager
+def main_process_first(context: DistributedContext, local: bool = False) -> Iterator[None]:
+    """``with main_process_first(ctx):``: rank 0 runs the block first, the other ranks after it.
+
+    For work that writes files every rank then reads, such as downloading a
+    dataset or building its cache: N processes downloading into one folder at
+    once can leave a truncated archive or half-extracted files. Rank 0 runs the
+    block while the others wait at a barrier; then they run it and find the
+    files in place. With ``local=True`` the process of local rank 0 on each node
+    goes first, for data that each node keeps on a disk of its own. Rank 0 reaches
+    the barrier even if the block fails, so no rank waits forever. Without a
+    process group the block simply runs. All ranks must enter it.
+    Introduced in chapter 12.
+    """
+    first = (context.local_rank if local else context.rank) == 0
+    if context.is_distributed and not first:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if context.is_distributed and first:
+            dist.barrier()
 
 
 def seed_per_rank(seed: int, context: DistributedContext) -> torch.Generator:
