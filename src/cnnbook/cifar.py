@@ -122,9 +122,14 @@ def difference_margin(
 
     The two accuracies are treated as independent, so the standard error of
     their difference is the root of the sum of their squared standard errors
-    (:func:`accuracy_standard_error`); ``count_b`` defaults to ``count_a``. A
-    difference larger than this margin (three standard errors by default) is
-    unlikely to be luck; a smaller one is reported, not asserted.
+    (:func:`accuracy_standard_error`); ``count_b`` defaults to ``count_a``.
+    Two models scored on the same images are not independent: their errors
+    are positively correlated, much of this image-sampling noise cancels in
+    their difference, and the margin overstates it. What it leaves out is the
+    run-to-run spread of training (seed, machine), which does not cancel. So
+    a difference smaller than the margin (three standard errors by default) is
+    reported, not asserted, and one to be asserted should be several times
+    larger.
 
     Introduced in chapter 11.
     """
