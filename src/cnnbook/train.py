@@ -483,7 +483,8 @@ def seconds_per_step(
     The first ``warmup`` steps are run but not timed (they pay for memory
     allocation and kernel selection); the device finishes its queued work
     before the clock stops. ``loss_fn`` defaults to cross-entropy. Introduced in
-    chapter 11, which times batch sizes, threads and number formats with it.
+    chapter 10 (the channels-last layout); chapter 11 times batch sizes, threads
+    and number formats with it.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
