@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LINTED := src tests scripts _ext conftest.py $(wildcard benchmarks)
 NBVAL_OPTS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: install book pdf test unit nbval nbval-portable site lint notebooks notebook clean
+.PHONY: install book pdf test unit nbval nbval-portable site lint notebooks notebook translations clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,10 +19,16 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed
 
-## Build the static site into _build/html (any Sphinx warning fails the build). The site
-## carries its own MathJax, from npm's copy in node_modules (_ext/local_mathjax.py).
+## Build the static site into _build/html, and its Korean edition into _build/html/ko (any
+## Sphinx warning fails either build). The site carries its own MathJax, from npm's copy in
+## node_modules (_ext/local_mathjax.py).
 book: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(PY) scripts/translations.py build
+
+## Re-extract the English text and update the Korean catalogs in locales/ko (CONTRIBUTING.md).
+translations: $(VENV)/.installed
+	$(PY) scripts/translations.py update
 
 ## The book as one PDF, _build/pdf/cnnbook.pdf: the single-page build printed by Chromium
 ## (scripts/build_pdf.py; needs Debian's chromium).

@@ -14,7 +14,13 @@ page it checks that:
 - chapter N's title is numbered "N." and its sections "N.M";
 - every citation links to an entry of the references page (``references.md``).
 
-It saves screenshots of three pages at 1280 px (desktop) and 390 px (phone) in
+The Korean edition (``_build/html/ko``, built by ``scripts/translations.py build``
+from ``locales/ko``) gets the same checks on every page, and its own: ``<html
+lang="ko">``, the same glued numbers as the English page, a language link to the same
+page in the other edition and back, and Korean search that finds a chapter by a
+Korean word.
+
+It saves screenshots of three pages of each edition at 1280 px (desktop) and 390 px (phone) in
 ``_build/screenshots`` to look at. ``layout_problems`` measures what does not
 fit the page (clipped code, outputs and equations; figures shrunk below 70% of
 their width) and ``test_layout_fits`` requires, on every page at 1280 px, that
@@ -66,6 +72,8 @@ SCREENSHOT_PAGES = {
     "chapters/07_mnist": ".cell_output img",  # the first figure
 }
 FIGURE_MIN_SCALE = 0.7
+# The editions: the English site at the root, the Korean one below ko/ (same page names).
+EDITIONS = ["", "ko/"]
 
 
 def _chromium() -> str:
@@ -95,9 +103,14 @@ def _pages() -> list[str]:
     return pages
 
 
+def _edition_pages() -> list[str]:
+    """Every page of every edition: ``chapters/07_mnist`` and ``ko/chapters/07_mnist``."""
+    return [edition + page for edition in EDITIONS for page in _pages()]
+
+
 def _chapter_number(page_path: str) -> int | None:
     """The number a page's title must carry: NN for chapters/NN_*.ipynb, else None."""
-    match = re.fullmatch(r"chapters/(\d+)_\w+", page_path)
+    match = re.fullmatch(r"(?:ko/)?chapters/(\d+)_\w+", page_path)
     return int(match.group(1)) if match else None
 
 
@@ -117,6 +130,10 @@ def site() -> Iterator[str]:
     subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(BUILD.parent)],
         check=True, cwd=ROOT,
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "translations.py"), "build"],
+        check=True, cwd=ROOT, env={**os.environ, "CNNBOOK_BUILD_PATH": str(BUILD.parent)},
     )  # fmt: skip
     handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -194,7 +211,7 @@ def test_site_carries_mathjax_and_no_general_index(site: str) -> None:
     assert LOCAL_MATHJAX.is_file(), (
         f"the site has no MathJax of its own: {LOCAL_MATHJAX} is missing"
     )
-    for page_path in _pages():
+    for page_path in _edition_pages():
         text = (HTML / f"{page_path}.html").read_text(encoding="utf-8")
         # Scripts, stylesheets and fonts named with an absolute URL would come from another site.
         outside = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', text)
@@ -202,7 +219,7 @@ def test_site_carries_mathjax_and_no_general_index(site: str) -> None:
         assert "genindex.html" not in text, f"{page_path}.html links to the empty general index"
 
 
-@pytest.mark.parametrize("page_path", _pages())
+@pytest.mark.parametrize("page_path", _edition_pages())
 def test_page_renders_offline(
     browser: Any, site: str, citation_targets: set[str], visits: list[Visit], page_path: str
 ) -> None:
@@ -233,8 +250,9 @@ def test_page_renders_offline(
         owner_repo = url.removeprefix("https://github.com/")
         colab = page.locator("a[href*='colab.research.google.com']")
         assert colab.count() >= 1, "no Colab launch button"
+        notebook = page_path.removeprefix("ko/")  # both editions open the one notebook
         expected = (
-            f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{page_path}.ipynb"
+            f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{notebook}.ipynb"
         )
         assert colab.first.get_attribute("href") == expected
 
@@ -260,14 +278,14 @@ def test_page_renders_offline(
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
-@pytest.mark.parametrize("page_path", list(SCREENSHOT_PAGES))
+@pytest.mark.parametrize("page_path", [e + p for e in EDITIONS for p in SCREENSHOT_PAGES])
 def test_screenshot(
     browser: Any, site: str, visits: list[Visit], page_path: str, viewport: dict[str, int]
 ) -> None:
     """Save what a reader sees first (or at the page's first equation or figure), to look at."""
     visit = Visit(browser, site, page_path, viewport)
     visits.append(visit)
-    target = SCREENSHOT_PAGES[page_path]
+    target = SCREENSHOT_PAGES[page_path.removeprefix("ko/")]
     if target:
         visit.page.locator(target).first.scroll_into_view_if_needed()
         visit.page.evaluate("window.scrollBy(0, -80)")  # leave room for the sticky header
@@ -320,7 +338,7 @@ def layout_problems(page: Any, min_scale: float = FIGURE_MIN_SCALE) -> dict[str,
     return page.evaluate(_LAYOUT_JS, min_scale)
 
 
-@pytest.mark.parametrize("page_path", _pages())
+@pytest.mark.parametrize("page_path", _edition_pages())
 def test_layout_fits(browser: Any, site: str, visits: list[Visit], page_path: str) -> None:
     visit = Visit(browser, site, page_path, DESKTOP)
     visits.append(visit)
@@ -356,3 +374,54 @@ def uncaptioned_figures(page: Any) -> list[dict]:
     ``<figcaption>``; without them the image's alt text is its file path.
     """
     return page.evaluate(_FIGURES_JS)
+
+
+# --- The Korean edition ------------------------------------------------------------------
+
+
+def _pasted(text: str) -> list[str]:
+    """The glued values a page shows (MyST-NB's ``pasted-text`` spans), sorted."""
+    return sorted(re.findall(r'<span class="pasted-text">([^<]*)</span>', text))
+
+
+@pytest.mark.parametrize("page_path", _pages())
+def test_korean_page_matches_english(site: str, page_path: str) -> None:
+    """Same page name, ``lang="ko"``, every glued number the English page shows, same numbering."""
+    english = (HTML / f"{page_path}.html").read_text(encoding="utf-8")
+    korean = (HTML / "ko" / f"{page_path}.html").read_text(encoding="utf-8")
+    assert re.search(r'<html lang="ko"', korean), f"ko/{page_path}.html is not marked lang=ko"
+    assert _pasted(korean) == _pasted(english), f"ko/{page_path} shows other glued values"
+    number = re.compile(r'<span class="section-number">([\d.]+)')
+    assert number.findall(korean) == number.findall(english), (
+        f"ko/{page_path} is numbered differently"
+    )
+    assert re.search(r"[\uac00-\ud7a3]", korean), f"ko/{page_path}.html has no Korean text"
+
+
+@pytest.mark.parametrize("page_path", ["intro", "chapters/07_mnist"])
+def test_language_link_goes_both_ways(
+    browser: Any, site: str, visits: list[Visit], page_path: str
+) -> None:
+    visit = Visit(browser, site, page_path, DESKTOP)
+    visits.append(visit)
+    visit.page.locator("a.language-switcher").first.click()
+    visit.page.wait_for_load_state("load")
+    assert visit.page.url == f"{site}/ko/{page_path}.html"
+    assert visit.page.locator("html").get_attribute("lang") == "ko"
+    visit.page.locator("a.language-switcher").first.click()
+    visit.page.wait_for_load_state("load")
+    assert visit.page.url == f"{site}/{page_path}.html"
+    visit.check_clean(page_path)
+
+
+def test_korean_search_finds_a_chapter(browser: Any, site: str, visits: list[Visit]) -> None:
+    """A Korean word (the glossary's 'pooling') finds the pooling chapter in the Korean search."""
+    visit = Visit(browser, site, "ko/search", DESKTOP)
+    visits.append(visit)
+    visit.page.goto(f"{site}/ko/search.html?q=%ED%92%80%EB%A7%81", wait_until="load")  # 풀링
+    visit.page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    found = visit.page.locator("#search-results ul.search li a").evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))"
+    )
+    assert any("04_pooling" in href for href in found), f"풀링 found only {found}"
+    visit.check_clean("ko/search")
