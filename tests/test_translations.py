@@ -46,9 +46,11 @@ def markup(text: str) -> Counter[str]:
     for role, body in _ROLE.findall(text):
         found[f"{{{role}}}{_role_target(role, body)}"] += 1
     rest = _ROLE.sub(" ", text)
+    # Code before math: a code span may hold a `$` (`$CNNBOOK_DATA`), never the reverse here.
+    found.update(f"code {c}" for c in _CODE.findall(rest))
+    rest = _CODE.sub(" ", rest)
     found.update(f"math {m}" for m in _MATH.findall(rest))
     rest = _MATH.sub(" ", rest)
-    found.update(f"code {c}" for c in _CODE.findall(rest))
     found.update(f"link {u}" for u in _LINK.findall(rest))
     return found
 
@@ -96,6 +98,8 @@ def test_markup_finds_what_must_survive() -> None:
     assert markup(translated) == markup(text)
     assert markup(translated.replace("n:.0f", "m:.0f")) != markup(text)
     assert markup(translated.replace("$n=3$", "$n=4$")) != markup(text)
+    dollars = "Set `$CNNBOOK_DATA/x` or keep `$` for $n$ cells."
+    assert markup(dollars) == Counter(["code `$CNNBOOK_DATA/x`", "code `$`", "math $n$"])
 
 
 def _catalogs() -> list[Path]:
