@@ -361,7 +361,7 @@ _FIGURES_JS = """
   const alt = (img.getAttribute('alt') || '').trim();
   return {src: img.getAttribute('src'), alt,
           caption: caption ? caption.innerText.trim().slice(0, 60) : null};
-}).filter((f) => !f.caption || !/^Fig\\. \\d/.test(f.caption) || !f.alt
+}).filter((f) => !f.caption || !/^(Fig\\.|그림) \\d/.test(f.caption) || !f.alt
                  || /\\.(png|jpe?g|svg)$|^(_|\\.\\.\\/)/.test(f.alt))
 """
 
@@ -369,7 +369,8 @@ _FIGURES_JS = """
 def uncaptioned_figures(page: Any) -> list[dict]:
     """Images not shown as a numbered figure with a caption and a meaningful alt text.
 
-    MyST-NB renders a code cell's figure with ``mystnb.figure.caption`` (and
+    A numbered caption starts "Fig. N" in English and "그림 N" in Korean. MyST-NB renders a
+    code cell's figure with ``mystnb.figure.caption`` (and
     ``mystnb.image.alt``) in its metadata as ``<figure>`` with a numbered
     ``<figcaption>``; without them the image's alt text is its file path.
     """
