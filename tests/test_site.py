@@ -35,6 +35,7 @@ is skipped on a laptop, but fails in CI (where ``CI`` is set).
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import os
 import re
@@ -380,9 +381,18 @@ def uncaptioned_figures(page: Any) -> list[dict]:
 # --- The Korean edition ------------------------------------------------------------------
 
 
+_STRAIGHT_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
 def _pasted(text: str) -> list[str]:
-    """The glued values a page shows (MyST-NB's ``pasted-text`` spans), sorted."""
-    return sorted(re.findall(r'<span class="pasted-text">([^<]*)</span>', text))
+    """The glued values a page shows (MyST-NB's ``pasted-text`` spans), sorted.
+
+    Quotes are compared straight: in an English paragraph a glued text passes through
+    docutils' SmartQuotes (``’``), in a translated one it is filled in after that
+    transform (``_ext/glue_translation.py``), so it keeps the notebook's ``'``.
+    """
+    spans = re.findall(r'<span class="pasted-text">([^<]*)</span>', text)
+    return sorted(html.unescape(span).translate(_STRAIGHT_QUOTES) for span in spans)
 
 
 @pytest.mark.parametrize("page_path", _pages())
