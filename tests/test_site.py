@@ -407,6 +407,9 @@ def test_korean_page_matches_english(site: str, page_path: str) -> None:
         f"ko/{page_path} is numbered differently"
     )
     assert re.search(r"[\uac00-\ud7a3]", korean), f"ko/{page_path}.html has no Korean text"
+    captions = re.findall(r'<span class="caption-text">([^<]*)</span>', korean)
+    english_captions = [c for c in captions if not re.search(r"[\uac00-\ud7a3]", c)]
+    assert captions and not english_captions, f"untranslated sidebar parts: {english_captions}"
 
 
 @pytest.mark.parametrize("page_path", ["intro", "chapters/07_mnist"])
