@@ -92,6 +92,26 @@ def _chromium() -> str:
     raise AssertionError("unreachable")
 
 
+def _require_korean_font() -> None:
+    """Fail (skip outside CI) unless fontconfig knows a font with Hangul, for the Korean pages."""
+    fc_list = shutil.which("fc-list")
+    found = (
+        fc_list
+        and subprocess.run(
+            [fc_list, ":lang=ko", "family"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
+    if found:
+        return
+    message = (
+        "No Korean font is installed, so Chromium draws the Korean pages' Hangul as boxes: "
+        "run `apt-get install -y fonts-noto-cjk` (Debian) or install another font with Hangul."
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def _toc() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "_toc.yml").read_text())
 
@@ -284,6 +304,8 @@ def test_screenshot(
     browser: Any, site: str, visits: list[Visit], page_path: str, viewport: dict[str, int]
 ) -> None:
     """Save what a reader sees first (or at the page's first equation or figure), to look at."""
+    if page_path.startswith("ko/"):
+        _require_korean_font()
     visit = Visit(browser, site, page_path, viewport)
     visits.append(visit)
     target = SCREENSHOT_PAGES[page_path.removeprefix("ko/")]
