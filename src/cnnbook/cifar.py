@@ -327,7 +327,11 @@ def train_cifar10(
     shard (:class:`cnnbook.distributed.ShardedTensorLoader`, its own
     augmentation draws) with the model in ``DistributedDataParallel``, and every
     rank evaluates the whole evaluation split, so that all stop together.
-    BatchNorm statistics stay per rank. Introduced in chapter 11.
+    BatchNorm normalises each rank's batch by that batch's own statistics (no
+    ``SyncBatchNorm``); its running statistics are rank 0's, which
+    ``DistributedDataParallel`` broadcasts to every rank at the start of each
+    forward pass (``broadcast_buffers=True``, the default), each rank then
+    updating its copy with its own batch. Introduced in chapter 11.
     """
     _check_recipe(recipe)
     world_size = distributed.world_size if distributed is not None else 1
