@@ -330,8 +330,8 @@ def train_cifar10(
     BatchNorm normalises each rank's batch by that batch's own statistics (no
     ``SyncBatchNorm``); its running statistics are rank 0's, which
     ``DistributedDataParallel`` broadcasts to every rank at the start of each
-    forward pass (``broadcast_buffers=True``, the default), each rank then
-    updating its copy with its own batch. Introduced in chapter 11.
+    forward pass (``forward_sync_buffers=True``, the default; formerly
+    ``broadcast_buffers``), each rank then updating its copy with its own batch. Introduced in chapter 11.
     """
     _check_recipe(recipe)
     world_size = distributed.world_size if distributed is not None else 1
